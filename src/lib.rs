@@ -1,0 +1,6 @@
+//! php-fpm-rs: PHP-FPM rebuilt in Rust for systemd. The modules follow the layers of
+//! DESIGN.md; FastCGI and config know nothing of PHP or systemd.
+
+pub mod cgi;
+pub mod fastcgi;
+pub mod php;
