@@ -2,5 +2,9 @@
 //! DESIGN.md; FastCGI and config know nothing of PHP or systemd.
 
 pub mod cgi;
+pub mod config;
 pub mod fastcgi;
+pub mod logging;
 pub mod php;
+pub mod sys;
+pub mod worker;

@@ -1,0 +1,108 @@
+//! Log lines in php-fpm's format (`[21-Nov-2026 06:27:00] NOTICE: fpm is running, pid 1`)
+//! to stderr or the `error_log` file. The journald sink comes with the systemd layer.
+#![forbid(unsafe_code)]
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Mutex;
+
+/// Severity, as php-fpm's `log_level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Debug detail.
+    Debug = 1,
+    /// Normal but significant.
+    Notice = 2,
+    /// Something to look at.
+    Warning = 3,
+    /// An operation failed.
+    Error = 4,
+    /// The process cannot go on.
+    Alert = 5,
+}
+
+impl Level {
+    fn label(self) -> &'static str {
+        match self {
+            Level::Debug => "DEBUG",
+            Level::Notice => "NOTICE",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+            Level::Alert => "ALERT",
+        }
+    }
+}
+
+static MIN_LEVEL: AtomicU8 = AtomicU8::new(Level::Notice as u8);
+static FILE: Mutex<Option<std::fs::File>> = Mutex::new(None);
+
+/// Sets the lowest level that is written (`log_level`).
+pub fn set_level(level: Level) {
+    MIN_LEVEL.store(level as u8, Ordering::Relaxed);
+}
+
+/// Sends log lines to `file` instead of stderr (`error_log`).
+pub fn set_file(file: Option<std::fs::File>) {
+    if let Ok(mut f) = FILE.lock() {
+        *f = file;
+    }
+}
+
+/// php-fpm's timestamp: `21-Nov-2026 06:27:00`, local time as the C library sees it.
+fn timestamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let days = now.div_euclid(86_400);
+    let secs = now.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    format!(
+        "{d:02}-{}-{y} {:02}:{:02}:{:02}",
+        MONTHS[(m - 1) as usize],
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Writes one line at `level`.
+pub fn log(level: Level, msg: &str) {
+    if (level as u8) < MIN_LEVEL.load(Ordering::Relaxed) {
+        return;
+    }
+    let line = format!("[{}] {}: {}\n", timestamp(), level.label(), msg);
+    if let Ok(mut f) = FILE.lock() {
+        if let Some(file) = f.as_mut() {
+            let _ = file.write_all(line.as_bytes());
+            return;
+        }
+    }
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates_match_known_days() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_413), (2025, 11, 21));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+}

@@ -1,0 +1,351 @@
+//! One FastCGI transport connection as the worker sees it: buffered reads that always
+//! hold a whole record, and the response side (STDOUT framing, STDERR, END_REQUEST)
+//! that PHP's output goes through. Small responses leave in a single write.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{shutdown, Shutdown};
+
+use crate::fastcgi::{
+    encode_end_request, encode_stream, encode_stream_end, Connection, Event, ProtocolError,
+    ProtocolStatus, RecordType, HEADER_LEN, MAX_CONTENT_LEN,
+};
+use crate::php::RequestIo;
+
+/// Room for the largest record (header, 65535 content bytes, 255 padding) and then some.
+const READ_BUF: usize = 2 * (HEADER_LEN + MAX_CONTENT_LEN + 255);
+/// Raw output is framed into STDOUT records once this much has accumulated.
+const FRAME_AT: usize = 0xfff8;
+
+/// Why serving a connection stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The web server broke the protocol; the connection is closed.
+    #[error("malformed FastCGI input: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// The peer closed in the middle of a record or request.
+    #[error("connection closed by the peer in the middle of a request")]
+    Truncated,
+    /// A socket error.
+    #[error("socket error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Buffered reader of whole records from a socket.
+pub struct Transport {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Encoded bytes waiting to be written.
+    pub out: Vec<u8>,
+}
+
+fn read_fd(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(fd), buf) {
+            Ok(n) => return Ok(n),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn write_all_fd(fd: &OwnedFd, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match nix::unistd::write(fd.as_fd(), data) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+impl Transport {
+    /// Wraps an accepted connection.
+    pub fn new(fd: OwnedFd) -> Self {
+        Transport { fd, buf: vec![0; READ_BUF], start: 0, end: 0, out: Vec::with_capacity(16 * 1024) }
+    }
+
+    /// Reads more bytes; `Ok(false)` on EOF.
+    fn fill(&mut self) -> io::Result<bool> {
+        if self.start > 0 && (self.start == self.end || self.buf.len() - self.end < HEADER_LEN + MAX_CONTENT_LEN + 255) {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let n = read_fd(&self.fd, &mut self.buf[self.end..])?;
+        self.end += n;
+        Ok(n > 0)
+    }
+
+    /// Next event from the connection, reading as needed. `None` on a clean EOF
+    /// between requests.
+    ///
+    /// The returned range locates `Stdin` data inside the internal buffer, so the
+    /// caller can copy it out in pieces without holding a borrow.
+    pub fn next_event(&mut self, conn: &mut Connection) -> Result<Option<(OwnedEvent, std::ops::Range<usize>)>, StreamError> {
+        loop {
+            let base = self.buf.as_ptr() as usize;
+            match conn.handle_input(&self.buf[self.start..self.end])? {
+                Some((event, consumed)) => {
+                    let (owned, range) = match event {
+                        Event::BeginRequest { request_id, keep_conn } => (OwnedEvent::Begin { request_id, keep_conn }, 0..0),
+                        Event::ParamsComplete(p) => (OwnedEvent::Params(p), 0..0),
+                        Event::Stdin(data) => {
+                            let off = data.as_ptr() as usize - base;
+                            (OwnedEvent::Stdin, off..off + data.len())
+                        }
+                        Event::StdinEnd => (OwnedEvent::StdinEnd, 0..0),
+                        Event::AbortRequest => (OwnedEvent::Abort, 0..0),
+                        Event::Management | Event::Ignored => (OwnedEvent::Nothing, 0..0),
+                    };
+                    self.start += consumed;
+                    if conn.poll_transmit(&mut self.out) {
+                        self.send()?;
+                    }
+                    return Ok(Some((owned, range)));
+                }
+                None => {
+                    if !self.fill()? {
+                        if self.start == self.end && conn.request_id().is_none() {
+                            return Ok(None);
+                        }
+                        return Err(StreamError::Truncated);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bytes of the internal buffer (for `Stdin` ranges).
+    pub fn slice(&self, range: std::ops::Range<usize>) -> &[u8] {
+        &self.buf[range]
+    }
+
+    /// Writes everything in `out`.
+    pub fn send(&mut self) -> io::Result<()> {
+        let r = write_all_fd(&self.fd, &self.out);
+        self.out.clear();
+        r
+    }
+
+    /// Shuts the connection down in both directions (the response is complete).
+    pub fn shutdown(&self) {
+        let _ = shutdown(std::os::fd::AsRawFd::as_raw_fd(&self.fd), Shutdown::Both);
+    }
+}
+
+/// An [`Event`] detached from the read buffer.
+#[derive(Debug)]
+pub enum OwnedEvent {
+    /// BEGIN_REQUEST.
+    Begin {
+        /// The request id.
+        request_id: u16,
+        /// FCGI_KEEP_CONN.
+        keep_conn: bool,
+    },
+    /// All params.
+    Params(crate::fastcgi::Params),
+    /// Body bytes (see the range).
+    Stdin,
+    /// End of the body.
+    StdinEnd,
+    /// ABORT_REQUEST.
+    Abort,
+    /// Absorbed or answered by the protocol layer.
+    Nothing,
+}
+
+/// The response side of one request, handed to PHP as its [`RequestIo`].
+pub struct Exchange<'a> {
+    /// The connection's transport.
+    pub transport: &'a mut Transport,
+    /// The protocol state.
+    pub conn: &'a mut Connection,
+    request_id: u16,
+    pending: Vec<u8>,
+    body: std::ops::Range<usize>,
+    /// The body's end (or an abort) was seen.
+    pub body_done: bool,
+    /// The web server aborted the request.
+    pub aborted: bool,
+    /// END_REQUEST was sent (fastcgi_finish_request or the end).
+    pub finished: bool,
+    /// Writing failed or the peer went away.
+    pub client_gone: bool,
+    /// A protocol error seen while reading the body, to close the connection after.
+    pub error: Option<StreamError>,
+    stderr_started: bool,
+    /// Send PHP messages to the web server as FastCGI STDERR (fastcgi.logging).
+    pub stderr_to_client: bool,
+    /// Response bytes taken from PHP.
+    pub bytes_out: u64,
+    /// PHP messages of this request, for the pool log.
+    pub messages: Vec<Vec<u8>>,
+}
+
+impl<'a> Exchange<'a> {
+    /// Starts the response of request `request_id`.
+    pub fn new(transport: &'a mut Transport, conn: &'a mut Connection, request_id: u16) -> Self {
+        Exchange {
+            transport,
+            conn,
+            request_id,
+            pending: Vec::with_capacity(8192),
+            body: 0..0,
+            body_done: false,
+            aborted: false,
+            finished: false,
+            client_gone: false,
+            error: None,
+            stderr_started: false,
+            stderr_to_client: true,
+            bytes_out: 0,
+            messages: Vec::new(),
+        }
+    }
+
+    fn frame_pending(&mut self) {
+        if !self.pending.is_empty() {
+            encode_stream(RecordType::Stdout, self.request_id, &self.pending, &mut self.transport.out);
+            self.pending.clear();
+        }
+    }
+
+    fn send(&mut self) -> bool {
+        if self.client_gone {
+            self.transport.out.clear();
+            return false;
+        }
+        if self.transport.send().is_err() {
+            self.client_gone = true;
+        }
+        !self.client_gone
+    }
+
+    /// Ends the response: the rest of STDOUT, the stream ends and END_REQUEST, in one write.
+    pub fn end(&mut self) -> bool {
+        if self.finished {
+            return false;
+        }
+        self.finished = true;
+        self.frame_pending();
+        let out = &mut self.transport.out;
+        if self.stderr_started {
+            encode_stream_end(RecordType::Stderr, self.request_id, out);
+        }
+        encode_stream_end(RecordType::Stdout, self.request_id, out);
+        encode_end_request(self.request_id, 0, ProtocolStatus::RequestComplete, out);
+        self.send();
+        true
+    }
+
+    /// Reads and drops the rest of the body so the next request on a kept connection
+    /// starts at a record boundary.
+    pub fn drain_body(&mut self) {
+        let mut sink = [0u8; 16 * 1024];
+        while !self.body_done && !self.client_gone && self.error.is_none() {
+            if self.read_body(&mut sink) == 0 && !self.body_done {
+                break;
+            }
+        }
+    }
+}
+
+impl RequestIo for Exchange<'_> {
+    fn write(&mut self, data: &[u8]) -> bool {
+        if self.finished {
+            // after fastcgi_finish_request() output has nowhere to go
+            return true;
+        }
+        if self.client_gone {
+            return false;
+        }
+        self.bytes_out += data.len() as u64;
+        self.pending.extend_from_slice(data);
+        if self.pending.len() >= FRAME_AT {
+            let whole = self.pending.len() - self.pending.len() % FRAME_AT;
+            encode_stream(RecordType::Stdout, self.request_id, &self.pending[..whole], &mut self.transport.out);
+            self.pending.drain(..whole);
+            return self.send();
+        }
+        true
+    }
+
+    fn flush(&mut self) -> bool {
+        if self.finished {
+            return true;
+        }
+        self.frame_pending();
+        if self.transport.out.is_empty() {
+            return !self.client_gone;
+        }
+        self.send()
+    }
+
+    fn read_body(&mut self, buf: &mut [u8]) -> usize {
+        loop {
+            if !self.body.is_empty() {
+                let n = buf.len().min(self.body.len());
+                let start = self.body.start;
+                buf[..n].copy_from_slice(&self.transport.slice(start..start + n)[..n]);
+                self.body.start += n;
+                return n;
+            }
+            if self.body_done || self.error.is_some() || self.finished && self.client_gone {
+                return 0;
+            }
+            match self.transport.next_event(self.conn) {
+                Ok(Some((OwnedEvent::Stdin, range))) => self.body = range,
+                Ok(Some((OwnedEvent::StdinEnd, _))) => self.body_done = true,
+                Ok(Some((OwnedEvent::Abort, _))) => {
+                    self.body_done = true;
+                    self.aborted = true;
+                }
+                Ok(Some((OwnedEvent::Nothing, _))) => {}
+                Ok(Some((other, _))) => {
+                    self.error = Some(StreamError::Protocol(ProtocolError::UnexpectedRecord {
+                        record_type: match other {
+                            OwnedEvent::Begin { .. } => RecordType::BeginRequest as u8,
+                            _ => RecordType::Params as u8,
+                        },
+                        state: "while reading the request body",
+                    }));
+                }
+                Ok(None) => self.error = Some(StreamError::Truncated),
+                Err(e) => self.error = Some(e),
+            }
+        }
+    }
+
+    fn log_message(&mut self, msg: &[u8]) {
+        self.messages.push(msg.to_vec());
+        if !self.stderr_to_client || self.finished || self.client_gone || msg.is_empty() {
+            return;
+        }
+        // keep STDOUT and STDERR in the order PHP produced them
+        self.frame_pending();
+        let mut line = Vec::with_capacity(msg.len() + 16);
+        if self.stderr_started {
+            line.extend_from_slice(b"; ");
+        }
+        line.extend_from_slice(b"PHP message: ");
+        line.extend_from_slice(msg);
+        self.stderr_started = true;
+        encode_stream(RecordType::Stderr, self.request_id, &line, &mut self.transport.out);
+    }
+
+    fn finish_request(&mut self) -> bool {
+        let ended = self.end();
+        if ended && !self.conn.keep_conn() {
+            self.transport.shutdown();
+        }
+        ended
+    }
+}
