@@ -13,7 +13,10 @@ fn php_config(bin: &str, arg: &str) -> String {
         )
     });
     if !out.status.success() {
-        panic!("`{bin} {arg}` failed: {}", String::from_utf8_lossy(&out.stderr));
+        panic!(
+            "`{bin} {arg}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
@@ -23,7 +26,11 @@ fn main() {
     println!("cargo:rerun-if-changed=src/php/shim.c");
     println!("cargo:rerun-if-changed=src/php/shim.h");
     let bin = env::var("PHP_CONFIG").unwrap_or_else(|_| {
-        if Command::new("php-config8.2").arg("--version").output().is_ok() {
+        if Command::new("php-config8.2")
+            .arg("--version")
+            .output()
+            .is_ok()
+        {
             "php-config8.2".into()
         } else {
             "php-config".into()
@@ -44,7 +51,10 @@ fn main() {
     }
 
     let mut build = cc::Build::new();
-    build.file("src/php/shim.c").warnings(false).flag_if_supported("-Wno-unused-parameter");
+    build
+        .file("src/php/shim.c")
+        .warnings(false)
+        .flag_if_supported("-Wno-unused-parameter");
     for inc in includes.split_whitespace() {
         build.include(inc.trim_start_matches("-I"));
     }
@@ -53,5 +63,8 @@ fn main() {
     println!("cargo:rustc-link-search=native={}", libdir.display());
     println!("cargo:rustc-link-lib=dylib={lib}");
     println!("cargo:rustc-env=PHP_FPM_RS_PHP_VERSION={version}");
-    println!("cargo:rustc-env=PHP_FPM_RS_LIBPHP={}/lib{lib}.so", libdir.display());
+    println!(
+        "cargo:rustc-env=PHP_FPM_RS_LIBPHP={}/lib{lib}.so",
+        libdir.display()
+    );
 }

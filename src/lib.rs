@@ -2,9 +2,11 @@
 //! DESIGN.md; FastCGI and config know nothing of PHP or systemd.
 
 pub mod cgi;
+pub mod cli;
 pub mod config;
 pub mod fastcgi;
 pub mod logging;
 pub mod php;
+pub mod pm;
 pub mod sys;
 pub mod worker;

@@ -15,7 +15,10 @@ pub struct Env {
 impl Env {
     /// An empty set with room for a typical request.
     pub fn new() -> Self {
-        Env { arena: Vec::with_capacity(4096), entries: Vec::with_capacity(48) }
+        Env {
+            arena: Vec::with_capacity(4096),
+            entries: Vec::with_capacity(48),
+        }
     }
 
     /// Forgets all variables, keeping the allocations for the next request.
@@ -33,7 +36,9 @@ impl Env {
     }
 
     fn position(&self, name: &[u8]) -> Option<usize> {
-        self.entries.iter().rposition(|(n, _)| &self.arena[n.clone()] == name)
+        self.entries
+            .iter()
+            .rposition(|(n, _)| &self.arena[n.clone()] == name)
     }
 
     /// Appends a param as received (duplicates are kept; the last one wins on lookup).
@@ -63,12 +68,14 @@ impl Env {
 
     /// The value of `name` (the last one when repeated).
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
-        self.position(name).map(|i| &self.arena[self.entries[i].1.clone()])
+        self.position(name)
+            .map(|i| &self.arena[self.entries[i].1.clone()])
     }
 
     /// The value of `name` as a C string (cut at an embedded NUL, as C would).
     pub fn get_cstr(&self, name: &[u8]) -> Option<&CStr> {
-        self.position(name).map(|i| self.cstr(self.entries[i].1.start))
+        self.position(name)
+            .map(|i| self.cstr(self.entries[i].1.start))
     }
 
     fn cstr(&self, start: usize) -> &CStr {
@@ -79,12 +86,16 @@ impl Env {
 
     /// All variables in order, as C strings.
     pub fn iter_cstr(&self) -> impl Iterator<Item = (&CStr, &CStr)> {
-        self.entries.iter().map(|(n, v)| (self.cstr(n.start), self.cstr(v.start)))
+        self.entries
+            .iter()
+            .map(|(n, v)| (self.cstr(n.start), self.cstr(v.start)))
     }
 
     /// All variables in order, as bytes.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.entries.iter().map(|(n, v)| (&self.arena[n.clone()], &self.arena[v.clone()]))
+        self.entries
+            .iter()
+            .map(|(n, v)| (&self.arena[n.clone()], &self.arena[v.clone()]))
     }
 
     /// Number of variables.
@@ -112,7 +123,11 @@ mod tests {
         let names: Vec<_> = env.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
         assert_eq!(
             names,
-            vec![(b"A".to_vec(), b"3".to_vec()), (b"B".to_vec(), b"2".to_vec()), (b"C".to_vec(), b"4".to_vec())]
+            vec![
+                (b"A".to_vec(), b"3".to_vec()),
+                (b"B".to_vec(), b"2".to_vec()),
+                (b"C".to_vec(), b"4".to_vec())
+            ]
         );
         env.unset(b"B");
         assert_eq!(env.get(b"B"), None);

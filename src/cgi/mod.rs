@@ -29,7 +29,10 @@ mod tests {
         assert!(extension_allowed(b"/srv/index.php", &allowed));
         assert!(extension_allowed(b"/srv/app.phar", &allowed));
         assert!(!extension_allowed(b"/srv/secret.txt", &allowed));
-        assert!(!extension_allowed(b".php", &allowed), "the extension alone is not a script");
+        assert!(
+            !extension_allowed(b".php", &allowed),
+            "the extension alone is not a script"
+        );
         assert!(extension_allowed(b"/srv/secret.txt", &[]));
     }
 }

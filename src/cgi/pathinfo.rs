@@ -101,7 +101,9 @@ pub fn resolve(env: &mut Env, s: &PathSettings) -> Resolved {
     let mut env_script_name = env.get(b"SCRIPT_NAME").map(<[u8]>::to_vec);
 
     // IIS sends PATH_INFO with SCRIPT_NAME in front of it.
-    let iis = env.get(b"SERVER_SOFTWARE").is_some_and(|v| v.starts_with(b"Microsoft-IIS"));
+    let iis = env
+        .get(b"SERVER_SOFTWARE")
+        .is_some_and(|v| v.starts_with(b"Microsoft-IIS"));
     if let (true, Some(pi), Some(sn)) = (iis, env_path_info.clone(), env_script_name.as_ref()) {
         if pi.starts_with(sn) {
             env.set(b"ORIG_PATH_INFO", &pi);
@@ -128,7 +130,9 @@ pub fn resolve(env: &mut Env, s: &PathSettings) -> Resolved {
             env.set(b"SCRIPT_FILENAME", f);
         }
     }
-    let mut script_path_translated = env_script_filename.clone().or_else(|| env_path_translated.clone());
+    let mut script_path_translated = env_script_filename
+        .clone()
+        .or_else(|| env_path_translated.clone());
 
     if !s.fix_pathinfo {
         // pre-4.3 behaviour, kept for compatibility
@@ -189,7 +193,10 @@ pub fn resolve(env: &mut Env, s: &PathSettings) -> Resolved {
                 let t = slen != 0 && orig_path_info.as_ref() != Some(&pi);
                 (Some(pi), t)
             } else {
-                let pi = env_path_info.as_ref().filter(|_| pilen > slen).map(|p| p[pilen - slen..].to_vec());
+                let pi = env_path_info
+                    .as_ref()
+                    .filter(|_| pilen > slen)
+                    .map(|p| p[pilen - slen..].to_vec());
                 let t = pi.is_some();
                 (pi, t)
             };
@@ -198,7 +205,10 @@ pub fn resolve(env: &mut Env, s: &PathSettings) -> Resolved {
                 if let Some(opi) = &orig_path_info {
                     env.set(b"ORIG_PATH_INFO", opi);
                     // SCRIPT_NAME becomes the part of PATH_INFO before the new PATH_INFO.
-                    let head = env_path_info.as_ref().map(|p| p[..pilen - slen].to_vec()).unwrap_or_default();
+                    let head = env_path_info
+                        .as_ref()
+                        .map(|p| p[..pilen - slen].to_vec())
+                        .unwrap_or_default();
                     if orig_script_name.as_ref() != Some(&head) {
                         if let Some(osn) = &orig_script_name {
                             env.set(b"ORIG_SCRIPT_NAME", osn);
@@ -245,7 +255,11 @@ pub fn resolve(env: &mut Env, s: &PathSettings) -> Resolved {
             }
             // PATH_TRANSLATED = DOCUMENT_ROOT + PATH_INFO, or SCRIPT_FILENAME - SCRIPT_NAME + PATH_INFO
             let base = if let Some(root) = &env_document_root {
-                let l = if root.ends_with(b"/") { root.len() - 1 } else { root.len() };
+                let l = if root.ends_with(b"/") {
+                    root.len() - 1
+                } else {
+                    root.len()
+                };
                 Some(root[..l].to_vec())
             } else {
                 env_script_name
@@ -322,7 +336,11 @@ mod tests {
     use super::*;
 
     fn settings() -> PathSettings {
-        PathSettings { fix_pathinfo: true, script_path_encoded: true, ..Default::default() }
+        PathSettings {
+            fix_pathinfo: true,
+            script_path_encoded: true,
+            ..Default::default()
+        }
     }
 
     fn docroot() -> tempfile::TempDir {
@@ -347,7 +365,11 @@ mod tests {
         assert_eq!(r.request_uri.as_deref(), Some(&b"/info.php"[..]));
         let mut translated = root.clone();
         translated.extend_from_slice(b"/test");
-        assert_eq!(env.get(b"PATH_TRANSLATED"), None, "file exists: no PATH_TRANSLATED is made up");
+        assert_eq!(
+            env.get(b"PATH_TRANSLATED"),
+            None,
+            "file exists: no PATH_TRANSLATED is made up"
+        );
         let _ = translated;
     }
 
@@ -391,7 +413,10 @@ mod tests {
     fn apache_proxy_prefix_is_stripped() {
         let dir = docroot();
         let mut env = Env::new();
-        let f = format!("proxy:fcgi://127.0.0.1:9000{}/info.php?x=1", dir.path().display());
+        let f = format!(
+            "proxy:fcgi://127.0.0.1:9000{}/info.php?x=1",
+            dir.path().display()
+        );
         env.append(b"SCRIPT_FILENAME", f.as_bytes());
         let r = resolve(&mut env, &settings());
         let want = format!("{}/info.php", dir.path().display());

@@ -427,7 +427,7 @@ impl<'a> Loader<'a> {
         g.cfg.error_log = match g.error_log.filter(|e| !e.is_empty()) {
             Some(e) if e.eq_ignore_ascii_case("syslog") => LogTarget::Syslog,
             Some(e) => LogTarget::File(resolve(&e, &state)),
-            None => LogTarget::File(resolve("log/php-fpm.log", &state)),
+            None => LogTarget::Stderr,
         };
         if g.cfg.log_limit < 1 {
             self.errors.push(ConfigError::InvalidValue {

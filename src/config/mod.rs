@@ -126,6 +126,10 @@ pub enum LogTarget {
     File(PathBuf),
     /// The literal value `syslog`.
     Syslog,
+    /// No `error_log` set: standard error, which systemd sends to the journal.
+    /// (php-fpm's default is `log/php-fpm.log` under its prefix; a file nobody reads
+    /// is the wrong default for a service manager that already collects stderr.)
+    Stderr,
 }
 
 /// A resource limit value (`rlimit_core` accepts `unlimited`).
@@ -164,7 +168,7 @@ pub struct GlobalConfig {
     pub process_max: u32,
     /// `process.priority` (-19..=20), `None` = unchanged.
     pub process_priority: Option<i32>,
-    /// `daemonize`, default yes.
+    /// `daemonize`; default no (php-fpm: yes), since systemd and containers want the foreground.
     pub daemonize: bool,
     /// `rlimit_files`, `None` = system default.
     pub rlimit_files: Option<u64>,
@@ -180,7 +184,7 @@ impl Default for GlobalConfig {
     fn default() -> Self {
         GlobalConfig {
             pid: None,
-            error_log: LogTarget::File(PathBuf::from("log/php-fpm.log")),
+            error_log: LogTarget::Stderr,
             syslog_facility: "DAEMON".to_string(),
             syslog_ident: "php-fpm".to_string(),
             log_level: LogLevel::Notice,
@@ -191,7 +195,7 @@ impl Default for GlobalConfig {
             process_control_timeout: Duration::ZERO,
             process_max: 0,
             process_priority: None,
-            daemonize: true,
+            daemonize: false,
             rlimit_files: None,
             rlimit_core: None,
             events_mechanism: None,

@@ -52,7 +52,10 @@ fn debian_default_files_load_with_expected_values() {
         LogTarget::File("/var/log/php8.2-fpm.log".into())
     );
     assert_eq!(l.global.log_level, LogLevel::Notice);
-    assert!(l.global.daemonize);
+    assert!(
+        !l.global.daemonize,
+        "php-fpm-rs stays in the foreground unless told otherwise"
+    );
     assert_eq!(l.pools.len(), 1);
     let p = &l.pools[0];
     assert_eq!(p.name, "www");

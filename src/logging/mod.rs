@@ -57,7 +57,9 @@ fn timestamp() -> String {
     let days = now.div_euclid(86_400);
     let secs = now.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     format!(
         "{d:02}-{}-{y} {:02}:{:02}:{:02}",
         MONTHS[(m - 1) as usize],
@@ -93,6 +95,20 @@ pub fn log(level: Level, msg: &str) {
         }
     }
     let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// Writes a line that is already formatted (a worker's log line relayed by the master).
+pub fn raw(line: &str) {
+    let mut l = String::with_capacity(line.len() + 1);
+    l.push_str(line);
+    l.push('\n');
+    if let Ok(mut f) = FILE.lock() {
+        if let Some(file) = f.as_mut() {
+            let _ = file.write_all(l.as_bytes());
+            return;
+        }
+    }
+    let _ = std::io::stderr().write_all(l.as_bytes());
 }
 
 #[cfg(test)]

@@ -60,7 +60,8 @@ extern "C" {
     pub fn fpmrs_startup(opts: *const StartupOpts) -> c_int;
     pub fn fpmrs_shutdown();
     pub fn fpmrs_child_init();
-    pub fn fpmrs_ini_apply_master(name: *const c_char, value: *const c_char, admin: c_int) -> c_int;
+    pub fn fpmrs_ini_apply_master(name: *const c_char, value: *const c_char, admin: c_int)
+        -> c_int;
     pub fn fpmrs_ini_bool(name: *const c_char) -> c_int;
     pub fn fpmrs_execute(req: *const Request, out: *mut RequestResult) -> c_int;
     pub fn fpmrs_print_info() -> c_int;

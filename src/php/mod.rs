@@ -121,7 +121,9 @@ pub struct Engine {
 }
 
 fn cstring(what: &str, s: &str) -> Result<CString, EngineError> {
-    CString::new(s).map_err(|_| EngineError::Nul { what: what.to_string() })
+    CString::new(s).map_err(|_| EngineError::Nul {
+        what: what.to_string(),
+    })
 }
 
 fn opt_ptr(s: Option<&CStr>) -> *const c_char {
@@ -148,7 +150,11 @@ impl Engine {
             entries.push_str(v);
             entries.push('\n');
         }
-        let entries = if entries.is_empty() { None } else { Some(cstring("-d", &entries)?) };
+        let entries = if entries.is_empty() {
+            None
+        } else {
+            Some(cstring("-d", &entries)?)
+        };
         let startup = ffi::StartupOpts {
             ini_path_override: ini_path.as_deref().map_or(std::ptr::null(), CStr::as_ptr),
             ini_ignore: c_int::from(opts.no_ini),
@@ -167,7 +173,10 @@ impl Engine {
         if rc != 0 {
             return Err(EngineError::StartupFailed);
         }
-        Ok(Engine { vars: Vec::new(), _not_send: std::marker::PhantomData })
+        Ok(Engine {
+            vars: Vec::new(),
+            _not_send: std::marker::PhantomData,
+        })
     }
 
     /// Re-arms PHP's signal handling in a freshly forked worker.
@@ -180,14 +189,23 @@ impl Engine {
     ///
     /// # Errors
     /// When PHP refuses the name or the value.
-    pub fn apply_pool_ini(&mut self, name: &str, value: &str, admin: bool) -> Result<(), EngineError> {
+    pub fn apply_pool_ini(
+        &mut self,
+        name: &str,
+        value: &str,
+        admin: bool,
+    ) -> Result<(), EngineError> {
         let n = cstring("ini name", name)?;
         let v = cstring("ini value", value)?;
         // SAFETY: both strings are valid NUL-terminated C strings for the call.
         let rc = unsafe { ffi::fpmrs_ini_apply_master(n.as_ptr(), v.as_ptr(), c_int::from(admin)) };
         if rc != 0 {
             return Err(EngineError::IniRefused {
-                kind: if admin { "php_admin_value" } else { "php_value" },
+                kind: if admin {
+                    "php_admin_value"
+                } else {
+                    "php_value"
+                },
                 name: name.to_string(),
             });
         }
@@ -196,7 +214,9 @@ impl Engine {
 
     /// The current value of a boolean ini setting (`cgi.fix_pathinfo`, ...).
     pub fn ini_bool(&self, name: &str) -> bool {
-        let Ok(n) = CString::new(name) else { return false };
+        let Ok(n) = CString::new(name) else {
+            return false;
+        };
         // SAFETY: `n` is a valid C string; the engine is started.
         unsafe { ffi::fpmrs_ini_bool(n.as_ptr()) != 0 }
     }
@@ -205,7 +225,11 @@ impl Engine {
     ///
     /// # Errors
     /// When PHP cannot start the request at all.
-    pub fn run(&mut self, script: &Script<'_>, io: &mut dyn RequestIo) -> Result<Outcome, EngineError> {
+    pub fn run(
+        &mut self,
+        script: &Script<'_>,
+        io: &mut dyn RequestIo,
+    ) -> Result<Outcome, EngineError> {
         self.vars.clear();
         self.vars.extend(script.vars.iter().map(|(n, v)| ffi::Var {
             name: n.as_ptr(),
@@ -306,7 +330,12 @@ unsafe extern "C" fn cb_read_body(ctx: *mut c_void, buf: *mut c_char, len: usize
         return 0;
     }
     // SAFETY: PHP hands us `len` writable bytes at `buf`; ctx is from Engine::run.
-    let (io, data) = unsafe { (io(ctx), std::slice::from_raw_parts_mut(buf.cast::<u8>(), len)) };
+    let (io, data) = unsafe {
+        (
+            io(ctx),
+            std::slice::from_raw_parts_mut(buf.cast::<u8>(), len),
+        )
+    };
     io.read_body(data)
 }
 

@@ -48,14 +48,25 @@ extern "C" fn on_stop_signal(_: nix::libc::c_int) {
 /// When sigaction fails.
 pub fn worker_signals() -> nix::Result<()> {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-    let stop = SigAction::new(SigHandler::Handler(on_stop_signal), SaFlags::empty(), SigSet::empty());
+    let stop = SigAction::new(
+        SigHandler::Handler(on_stop_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
     let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     // SAFETY: the handler is async-signal-safe (a relaxed atomic store); the others
     // are the default and ignore dispositions.
     unsafe {
         sigaction(Signal::SIGQUIT, &stop)?;
-        for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGCHLD, Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGHUP] {
+        for s in [
+            Signal::SIGTERM,
+            Signal::SIGINT,
+            Signal::SIGCHLD,
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+            Signal::SIGHUP,
+        ] {
             sigaction(s, &dfl)?;
         }
         sigaction(Signal::SIGPIPE, &ign)?;
@@ -88,4 +99,28 @@ pub fn replace_environment(clear: bool, vars: &[(String, String)]) {
             std::env::set_var(k, v);
         }
     }
+}
+
+/// Detaches from the terminal: fork (the parent exits 0), setsid, stdio to /dev/null.
+///
+/// # Errors
+/// When fork, setsid or opening /dev/null fails.
+pub fn daemonize() -> nix::Result<()> {
+    match fork()? {
+        Forked::Parent(_) => std::process::exit(0),
+        Forked::Child => {}
+    }
+    nix::unistd::setsid()?;
+    let null = nix::fcntl::open(
+        "/dev/null",
+        nix::fcntl::OFlag::O_RDWR,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    for fd in 0..3 {
+        nix::unistd::dup2(null, fd)?;
+    }
+    if null > 2 {
+        nix::unistd::close(null)?;
+    }
+    Ok(())
 }

@@ -49,14 +49,23 @@ pub fn serve(engine: &mut Engine, listener: RawFd, settings: &WorkerSettings) {
             Ok(fd) => fd,
             Err(Errno::EINTR) | Err(Errno::ECONNABORTED) | Err(Errno::EAGAIN) => continue,
             Err(e) => {
-                logging::log(Level::Error, &format!("[pool {}] accept() failed: {e}", settings.pool));
+                logging::log(
+                    Level::Error,
+                    &format!("[pool {}] accept() failed: {e}", settings.pool),
+                );
                 std::thread::sleep(std::time::Duration::from_millis(100));
                 continue;
             }
         };
         let mut transport = Transport::new(fd);
         let mut conn = Connection::new(settings.limits);
-        let mut ctx = RunContext { engine: &mut *engine, env: &mut env, paths: &paths, settings, stderr_to_client };
+        let mut ctx = RunContext {
+            engine: &mut *engine,
+            env: &mut env,
+            paths: &paths,
+            settings,
+            stderr_to_client,
+        };
         match serve_connection(&mut transport, &mut conn, &mut ctx, &mut served) {
             Ok(()) => {}
             Err(e) => logging::log(
@@ -146,8 +155,14 @@ fn run_request(ctx: &mut RunContext<'_>, io: &mut Exchange<'_>) {
             ),
         );
     }
-    let script_c = resolved.script_filename.as_deref().and_then(|f| std::ffi::CString::new(f).ok());
-    let uri_c = resolved.request_uri.as_deref().and_then(|f| std::ffi::CString::new(f).ok());
+    let script_c = resolved
+        .script_filename
+        .as_deref()
+        .and_then(|f| std::ffi::CString::new(f).ok());
+    let uri_c = resolved
+        .request_uri
+        .as_deref()
+        .and_then(|f| std::ffi::CString::new(f).ok());
     let env = &*env;
     let content_length = env
         .get(b"CONTENT_LENGTH")

@@ -68,12 +68,21 @@ fn write_all_fd(fd: &OwnedFd, mut data: &[u8]) -> io::Result<()> {
 impl Transport {
     /// Wraps an accepted connection.
     pub fn new(fd: OwnedFd) -> Self {
-        Transport { fd, buf: vec![0; READ_BUF], start: 0, end: 0, out: Vec::with_capacity(16 * 1024) }
+        Transport {
+            fd,
+            buf: vec![0; READ_BUF],
+            start: 0,
+            end: 0,
+            out: Vec::with_capacity(16 * 1024),
+        }
     }
 
     /// Reads more bytes; `Ok(false)` on EOF.
     fn fill(&mut self) -> io::Result<bool> {
-        if self.start > 0 && (self.start == self.end || self.buf.len() - self.end < HEADER_LEN + MAX_CONTENT_LEN + 255) {
+        if self.start > 0
+            && (self.start == self.end
+                || self.buf.len() - self.end < HEADER_LEN + MAX_CONTENT_LEN + 255)
+        {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
@@ -88,13 +97,25 @@ impl Transport {
     ///
     /// The returned range locates `Stdin` data inside the internal buffer, so the
     /// caller can copy it out in pieces without holding a borrow.
-    pub fn next_event(&mut self, conn: &mut Connection) -> Result<Option<(OwnedEvent, std::ops::Range<usize>)>, StreamError> {
+    pub fn next_event(
+        &mut self,
+        conn: &mut Connection,
+    ) -> Result<Option<(OwnedEvent, std::ops::Range<usize>)>, StreamError> {
         loop {
             let base = self.buf.as_ptr() as usize;
             match conn.handle_input(&self.buf[self.start..self.end])? {
                 Some((event, consumed)) => {
                     let (owned, range) = match event {
-                        Event::BeginRequest { request_id, keep_conn } => (OwnedEvent::Begin { request_id, keep_conn }, 0..0),
+                        Event::BeginRequest {
+                            request_id,
+                            keep_conn,
+                        } => (
+                            OwnedEvent::Begin {
+                                request_id,
+                                keep_conn,
+                            },
+                            0..0,
+                        ),
                         Event::ParamsComplete(p) => (OwnedEvent::Params(p), 0..0),
                         Event::Stdin(data) => {
                             let off = data.as_ptr() as usize - base;
@@ -213,7 +234,12 @@ impl<'a> Exchange<'a> {
 
     fn frame_pending(&mut self) {
         if !self.pending.is_empty() {
-            encode_stream(RecordType::Stdout, self.request_id, &self.pending, &mut self.transport.out);
+            encode_stream(
+                RecordType::Stdout,
+                self.request_id,
+                &self.pending,
+                &mut self.transport.out,
+            );
             self.pending.clear();
         }
     }
@@ -271,7 +297,12 @@ impl RequestIo for Exchange<'_> {
         self.pending.extend_from_slice(data);
         if self.pending.len() >= FRAME_AT {
             let whole = self.pending.len() - self.pending.len() % FRAME_AT;
-            encode_stream(RecordType::Stdout, self.request_id, &self.pending[..whole], &mut self.transport.out);
+            encode_stream(
+                RecordType::Stdout,
+                self.request_id,
+                &self.pending[..whole],
+                &mut self.transport.out,
+            );
             self.pending.drain(..whole);
             return self.send();
         }
@@ -338,7 +369,12 @@ impl RequestIo for Exchange<'_> {
         line.extend_from_slice(b"PHP message: ");
         line.extend_from_slice(msg);
         self.stderr_started = true;
-        encode_stream(RecordType::Stderr, self.request_id, &line, &mut self.transport.out);
+        encode_stream(
+            RecordType::Stderr,
+            self.request_id,
+            &line,
+            &mut self.transport.out,
+        );
     }
 
     fn finish_request(&mut self) -> bool {
