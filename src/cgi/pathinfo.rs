@@ -54,7 +54,7 @@ fn raw_url_decode(s: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
-        if s[i] == b'%' && i + 2 < s.len() + 0 && i + 2 <= s.len() - 1 {
+        if s[i] == b'%' && i + 2 < s.len() {
             if let (Some(h), Some(l)) = (hex(s[i + 1]), hex(s[i + 2])) {
                 out.push(h * 16 + l);
                 i += 3;
