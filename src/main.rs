@@ -102,6 +102,19 @@ fn run(args: &Args) -> i32 {
     for w in &loaded.warnings {
         logging::log(Level::Warning, &format!("{}: {}", w.location, w.message));
     }
+    for p in loaded
+        .pools
+        .iter()
+        .filter(|p| p.pm != config::PmStyle::Static)
+    {
+        logging::log(
+            Level::Warning,
+            &format!(
+                "{}: [pool {}] pm = {:?} is not supported yet: running pm.max_children = {} workers as pm = static",
+                p.location, p.name, p.pm, p.pm_max_children
+            ),
+        );
+    }
     if let Err(e) = check_privileges(args, &loaded.pools) {
         logging::log(Level::Error, &format!("{e:#}"));
         logging::log(Level::Error, "FPM initialization failed");

@@ -15,14 +15,22 @@ struct Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         let conf = self.dir.path().join("nginx.conf");
-        let _ = Command::new("nginx").arg("-c").arg(&conf).args(["-s", "stop"]).status();
+        let _ = Command::new("nginx")
+            .arg("-c")
+            .arg(&conf)
+            .args(["-s", "stop"])
+            .status();
         let _ = self.fpm.kill();
         let _ = self.fpm.wait();
     }
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind :0").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind :0")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
@@ -43,8 +51,11 @@ fn start() -> Stack {
         "<?php echo 'page from ', PHP_SAPI, ' ', $_SERVER['REQUEST_METHOD'], ' ', $_SERVER['PATH_INFO'] ?? '-', \"\\n\";",
     )
     .expect("write index");
-    std::fs::write(www.join("form.php"), "<?php echo 'hello ', $_POST['name'] ?? '?', ' ', $_POST['n'] ?? '?';")
-        .expect("write form");
+    std::fs::write(
+        www.join("form.php"),
+        "<?php echo 'hello ', $_POST['name'] ?? '?', ' ', $_POST['n'] ?? '?';",
+    )
+    .expect("write form");
     std::fs::write(
         www.join("upload.php"),
         "<?php $f = $_FILES['doc']; echo $f['name'], ' ', $f['size'], ' ', $f['error'], ' ', md5_file($f['tmp_name']);",
@@ -63,7 +74,9 @@ fn start() -> Stack {
         .stdin(Stdio::null())
         .spawn()
         .expect("start php-fpm-rs");
-    wait_for("php-fpm-rs socket", || std::os::unix::net::UnixStream::connect(&sock).is_ok());
+    wait_for("php-fpm-rs socket", || {
+        std::os::unix::net::UnixStream::connect(&sock).is_ok()
+    });
     let port = free_port();
     let nginx = format!(
         "daemon on; worker_processes 1; pid {d}/nginx.pid; error_log {d}/nginx-error.log;
@@ -90,10 +103,20 @@ http {{
         sock = sock.display()
     );
     std::fs::write(d.join("nginx.conf"), nginx).expect("write nginx.conf");
-    let st = Command::new("nginx").arg("-c").arg(d.join("nginx.conf")).status().expect("run nginx");
-    assert!(st.success(), "nginx failed to start: {}", log(&d.join("nginx-error.log")));
+    let st = Command::new("nginx")
+        .arg("-c")
+        .arg(d.join("nginx.conf"))
+        .status()
+        .expect("run nginx");
+    assert!(
+        st.success(),
+        "nginx failed to start: {}",
+        log(&d.join("nginx-error.log"))
+    );
     let stack = Stack { dir, fpm, port };
-    wait_for("nginx", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    wait_for("nginx", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
     stack
 }
 
@@ -102,7 +125,11 @@ fn log(p: &Path) -> String {
 }
 
 fn curl(args: &[&str]) -> (String, String) {
-    let out = Command::new("curl").args(["-sS", "-m", "20", "-w", "\n%{http_code}"]).args(args).output().expect("curl");
+    let out = Command::new("curl")
+        .args(["-sS", "-m", "20", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .expect("curl");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let (body, code) = text.rsplit_once('\n').unwrap_or((&text, ""));
     (code.to_string(), body.to_string())
@@ -117,16 +144,34 @@ fn nginx_serves_page_form_and_upload_through_php_fpm_rs() {
     assert_eq!(code, "200", "{body}");
     assert_eq!(body, "page from fpm-fcgi GET /extra/path\n");
 
-    let (code, body) = curl(&["--data", "name=Ada+Lovelace&n=42", &format!("{base}/form.php")]);
-    assert_eq!((code.as_str(), body.as_str()), ("200", "hello Ada Lovelace 42"));
+    let (code, body) = curl(&[
+        "--data",
+        "name=Ada+Lovelace&n=42",
+        &format!("{base}/form.php"),
+    ]);
+    assert_eq!(
+        (code.as_str(), body.as_str()),
+        ("200", "hello Ada Lovelace 42")
+    );
 
     // under Debian's upload_max_filesize (2M)
     let upload: PathBuf = stack.dir.path().join("doc.bin");
     let content: Vec<u8> = (0..1_500_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(&upload, &content).expect("write upload");
-    let digest = Command::new("md5sum").arg(&upload).output().expect("md5sum");
-    let digest = String::from_utf8_lossy(&digest.stdout).split_whitespace().next().unwrap_or("").to_string();
-    let (code, body) = curl(&["-F", &format!("doc=@{}", upload.display()), &format!("{base}/upload.php")]);
+    let digest = Command::new("md5sum")
+        .arg(&upload)
+        .output()
+        .expect("md5sum");
+    let digest = String::from_utf8_lossy(&digest.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let (code, body) = curl(&[
+        "-F",
+        &format!("doc=@{}", upload.display()),
+        &format!("{base}/upload.php"),
+    ]);
     assert_eq!(code, "200", "{body}");
     assert_eq!(body, format!("doc.bin 1500000 0 {digest}"));
 
