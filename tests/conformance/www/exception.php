@@ -1,0 +1,3 @@
+<?php
+function thrower() { throw new RuntimeException('boom'); }
+thrower();

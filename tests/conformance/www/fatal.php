@@ -1,0 +1,4 @@
+<?php
+echo "partial\n";
+undefined_function_xyz();
+echo "never\n";
