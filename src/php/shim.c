@@ -103,7 +103,7 @@ static void sapi_fpmrs_flush(void *server_context)
 	if (!current) {
 		return;
 	}
-	sapi_send_headers();
+	/* As php-fpm 8.2: flush() pushes bytes already written, it does not send headers. */
 	if (cb.flush(current->ctx) != 0) {
 		php_handle_aborted_connection();
 	}
@@ -541,7 +541,7 @@ int fpmrs_ini_bool(const char *name)
 static void request_ini_parser(zval *arg1, zval *arg2, zval *arg3, int callback_type, void *arg)
 {
 	(void)arg3;
-	(void)arg;
+	bool admin = arg != NULL && *(const bool *)arg;
 	if (callback_type != ZEND_INI_PARSER_ENTRY || !arg1 || !arg2) {
 		php_log_err("Passing INI directive through FastCGI: only classic entries are allowed");
 		return;
@@ -555,16 +555,22 @@ static void request_ini_parser(zval *arg1, zval *arg2, zval *arg3, int callback_
 	 * PHP_VALUE never leaks into the next one (php-fpm keeps it for the worker's life). */
 	zend_string *name = zend_string_init(key, Z_STRLEN_P(arg1), 0);
 	zend_string *value = zend_string_init(Z_STRVAL_P(arg2), Z_STRLEN_P(arg2), 0);
-	if (zend_alter_ini_entry_ex(name, value, ZEND_INI_SYSTEM, ZEND_INI_STAGE_ACTIVATE, 1) == FAILURE) {
+	if (zend_alter_ini_entry_ex(name, value, ZEND_INI_SYSTEM, ZEND_INI_STAGE_RUNTIME, 1) == FAILURE) {
 		char msg[512];
 		snprintf(msg, sizeof(msg), "Passing INI directive through FastCGI: unable to set '%s'", key);
 		php_log_err(msg);
+	} else if (admin) {
+		/* locked against ini_set() for this request; the request's end restores it */
+		zend_ini_entry *entry = zend_hash_find_ptr(EG(ini_directives), name);
+		if (entry) {
+			entry->modifiable = ZEND_INI_SYSTEM;
+		}
 	}
 	zend_string_release(name);
 	zend_string_release(value);
 }
 
-static void apply_request_ini(const char *ini)
+static void apply_request_ini(const char *ini, bool admin)
 {
 	if (!ini || !*ini) {
 		return;
@@ -574,7 +580,7 @@ static void apply_request_ini(const char *ini)
 	memcpy(tmp, ini, len);
 	tmp[len] = '\n';
 	tmp[len + 1] = '\0';
-	zend_parse_ini_string(tmp, 1, ZEND_INI_SCANNER_NORMAL, request_ini_parser, NULL);
+	zend_parse_ini_string(tmp, 1, ZEND_INI_SCANNER_NORMAL, request_ini_parser, &admin);
 	efree(tmp);
 }
 
@@ -626,14 +632,17 @@ int fpmrs_execute(const fpmrs_request *req, fpmrs_result *out)
 		SG(request_info).path_translated = estrdup(req->script_filename);
 	}
 	php_handle_auth_data(req->authorization);
-	apply_request_ini(req->php_value);
-	apply_request_ini(req->php_admin_value);
 
 	if (php_request_startup() == FAILURE) {
 		current = NULL;
 		SG(server_context) = NULL;
 		return -1;
 	}
+	/* Inside the request, like ini_set(): the request's shutdown restores them. */
+	zend_try {
+		apply_request_ini(req->php_value, false);
+		apply_request_ini(req->php_admin_value, true);
+	} zend_end_try();
 
 	zend_first_try {
 		if (!SG(request_info).request_method) {

@@ -103,6 +103,8 @@ fn serve_connection(
             OwnedEvent::Params(params) => {
                 let id = request_id.take().unwrap_or(1);
                 ctx.env.clear();
+                // php's FastCGI layer adds the role ahead of the params
+                ctx.env.append(b"FCGI_ROLE", b"RESPONDER");
                 for (n, v) in params.iter() {
                     ctx.env.append(n, v);
                 }
@@ -146,14 +148,15 @@ fn run_request(ctx: &mut RunContext<'_>, io: &mut Exchange<'_>) {
         .as_deref()
         .is_some_and(|f| !cgi::extension_allowed(f, &ctx.settings.limit_extensions));
     if denied {
+        let msg = format!(
+            "Access to the script '{}' has been denied (see security.limit_extensions)",
+            String::from_utf8_lossy(resolved.script_filename.as_deref().unwrap_or_default())
+        );
         logging::log(
             Level::Notice,
-            &format!(
-                "[pool {}] Access to the script '{}' has been denied (see security.limit_extensions)",
-                ctx.settings.pool,
-                String::from_utf8_lossy(resolved.script_filename.as_deref().unwrap_or_default())
-            ),
+            &format!("[pool {}] {msg}", ctx.settings.pool),
         );
+        io.stderr_message(b"", msg.as_bytes());
     }
     let script_c = resolved
         .script_filename
@@ -188,17 +191,16 @@ fn run_request(ctx: &mut RunContext<'_>, io: &mut Exchange<'_>) {
         Ok(outcome) => {
             if script.script_filename.is_none() && script.request_method.is_some() {
                 logging::log(Level::Debug, "Primary script unknown");
+                io.stderr_message(b"", b"Primary script unknown");
             }
             if let (Some(errno), Some(f)) = (outcome.open_failed_errno, script.script_filename) {
-                logging::log(
-                    Level::Error,
-                    &format!(
-                        "[pool {}] Unable to open primary script: {} ({})",
-                        ctx.settings.pool,
-                        f.to_string_lossy(),
-                        Errno::from_raw(errno).desc()
-                    ),
+                let msg = format!(
+                    "Unable to open primary script: {} ({})",
+                    f.to_string_lossy(),
+                    Errno::from_raw(errno).desc()
                 );
+                logging::log(Level::Error, &format!("[pool {}] {msg}", ctx.settings.pool));
+                io.stderr_message(b"", msg.as_bytes());
             }
         }
         Err(e) => {

@@ -272,6 +272,29 @@ impl<'a> Exchange<'a> {
         true
     }
 
+    /// Sends one message on the FastCGI STDERR stream, `; `-separated from the previous
+    /// one as php-fpm does (nginx logs it as "FastCGI sent in stderr").
+    pub fn stderr_message(&mut self, prefix: &[u8], msg: &[u8]) {
+        if !self.stderr_to_client || self.finished || self.client_gone || msg.is_empty() {
+            return;
+        }
+        // keep STDOUT and STDERR in the order they were produced
+        self.frame_pending();
+        let mut line = Vec::with_capacity(prefix.len() + msg.len() + 2);
+        if self.stderr_started {
+            line.extend_from_slice(b"; ");
+        }
+        line.extend_from_slice(prefix);
+        line.extend_from_slice(msg);
+        self.stderr_started = true;
+        encode_stream(
+            RecordType::Stderr,
+            self.request_id,
+            &line,
+            &mut self.transport.out,
+        );
+    }
+
     /// Reads and drops the rest of the body so the next request on a kept connection
     /// starts at a record boundary.
     pub fn drain_body(&mut self) {
