@@ -1,8 +1,8 @@
 //! FastCGI 1.0 protocol, sans-IO: turns bytes into events and events into bytes.
-#![forbid(unsafe_code)]
 //!
 //! Nothing here touches sockets or PHP; the caller owns all buffers and I/O,
 //! in the style of `quinn-proto` and `httparse`.
+#![forbid(unsafe_code)]
 
 pub mod client;
 pub mod connection;
