@@ -207,8 +207,6 @@ pub struct Exchange<'a> {
     pub stderr_to_client: bool,
     /// Response bytes taken from PHP.
     pub bytes_out: u64,
-    /// PHP messages of this request, for the pool log.
-    pub messages: Vec<Vec<u8>>,
 }
 
 impl<'a> Exchange<'a> {
@@ -228,7 +226,6 @@ impl<'a> Exchange<'a> {
             stderr_started: false,
             stderr_to_client: true,
             bytes_out: 0,
-            messages: Vec::new(),
         }
     }
 
@@ -379,7 +376,6 @@ impl RequestIo for Exchange<'_> {
     }
 
     fn log_message(&mut self, msg: &[u8]) {
-        self.messages.push(msg.to_vec());
         if !self.stderr_to_client || self.finished || self.client_gone || msg.is_empty() {
             return;
         }
