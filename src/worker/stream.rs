@@ -376,24 +376,7 @@ impl RequestIo for Exchange<'_> {
     }
 
     fn log_message(&mut self, msg: &[u8]) {
-        if !self.stderr_to_client || self.finished || self.client_gone || msg.is_empty() {
-            return;
-        }
-        // keep STDOUT and STDERR in the order PHP produced them
-        self.frame_pending();
-        let mut line = Vec::with_capacity(msg.len() + 16);
-        if self.stderr_started {
-            line.extend_from_slice(b"; ");
-        }
-        line.extend_from_slice(b"PHP message: ");
-        line.extend_from_slice(msg);
-        self.stderr_started = true;
-        encode_stream(
-            RecordType::Stderr,
-            self.request_id,
-            &line,
-            &mut self.transport.out,
-        );
+        self.stderr_message(b"PHP message: ", msg);
     }
 
     fn finish_request(&mut self) -> bool {
