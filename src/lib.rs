@@ -8,5 +8,6 @@ pub mod fastcgi;
 pub mod logging;
 pub mod php;
 pub mod pm;
+pub mod scoreboard;
 pub mod sys;
 pub mod worker;
