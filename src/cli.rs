@@ -21,7 +21,7 @@ pub mod exit {
 pub const DEFAULT_CONFIG: &str = "/etc/php-fpm-rs/php-fpm.conf";
 
 /// PHP-FPM compatible FastCGI process manager for systemd.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "php-fpm-rs", disable_version_flag = true, about, long_about = None)]
 pub struct Args {
     /// Look for php.ini file in this directory (or use this file).

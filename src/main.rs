@@ -13,7 +13,8 @@ use php_fpm_rs::cli::{exit, Args, DEFAULT_CONFIG};
 use php_fpm_rs::config::{self, LoadOptions, LogTarget};
 use php_fpm_rs::logging::{self, Level};
 use php_fpm_rs::php::{Engine, EngineOptions, PHP_VERSION};
-use php_fpm_rs::pm::{listen, Master, Pool};
+use php_fpm_rs::pm::handoff::{self, Handoff};
+use php_fpm_rs::pm::{self, listen, Master, Pool, ReloadSpec};
 
 /// Where Debian's php-fpm of the same PHP branch keeps its php.ini and conf.d.
 fn fpm_ini_dir() -> PathBuf {
@@ -83,13 +84,16 @@ fn run(args: &Args) -> i32 {
         }
         return exit::OK;
     }
-    let path = args
-        .fpm_config
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-    let mut opts = LoadOptions::from_process_env();
-    opts.prefix = args.prefix.clone();
-    let loaded = match config::load(&path, &opts) {
+    if args.test == 0 {
+        // from here on signals wait for the master's signalfd instead of killing a
+        // half-started process (a reload's exec keeps this mask)
+        if let Err(e) = pm::block_signals() {
+            logging::log(Level::Error, &format!("{e:#}"));
+            return exit::SOFTWARE;
+        }
+    }
+    let path = config_path(args);
+    let loaded = match load_config(args) {
         Ok(l) => l,
         Err(errors) => {
             for e in &errors.0 {
@@ -101,19 +105,6 @@ fn run(args: &Args) -> i32 {
     };
     for w in &loaded.warnings {
         logging::log(Level::Warning, &format!("{}: {}", w.location, w.message));
-    }
-    for p in loaded
-        .pools
-        .iter()
-        .filter(|p| p.pm != config::PmStyle::Static)
-    {
-        logging::log(
-            Level::Warning,
-            &format!(
-                "{}: [pool {}] pm = {:?} is not supported yet: running pm.max_children = {} workers as pm = static",
-                p.location, p.name, p.pm, p.pm_max_children
-            ),
-        );
     }
     if let Err(e) = check_privileges(args, &loaded.pools) {
         logging::log(Level::Error, &format!("{e:#}"));
@@ -161,6 +152,36 @@ fn run(args: &Args) -> i32 {
     }
 }
 
+fn config_path(args: &Args) -> PathBuf {
+    args.fpm_config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
+}
+
+fn load_config(args: &Args) -> Result<config::Loaded, config::ConfigErrors> {
+    let mut opts = LoadOptions::from_process_env();
+    opts.prefix = args.prefix.clone();
+    config::load(&config_path(args), &opts)
+}
+
+/// What a reload checks before it re-executes: the configuration loads and the
+/// privilege rule holds, exactly as the next image will check them.
+fn reload_spec(args: &Args, generation: u64) -> Option<ReloadSpec> {
+    let exe = std::env::current_exe().ok()?;
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = args.clone();
+    Some(ReloadSpec {
+        exe,
+        argv,
+        preflight: Box::new(move || {
+            let loaded = load_config(&args)
+                .map_err(|errs| errs.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+            check_privileges(&args, &loaded.pools).map_err(|e| vec![format!("{e:#}")])
+        }),
+        generation,
+    })
+}
+
 /// php-fpm's rule: a root master needs a non-root pool user, unless `-R`.
 fn check_privileges(args: &Args, pools: &[config::PoolConfig]) -> Result<()> {
     if !Uid::effective().is_root() {
@@ -179,6 +200,18 @@ fn check_privileges(args: &Args, pools: &[config::PoolConfig]) -> Result<()> {
 }
 
 fn serve(args: &Args, loaded: config::Loaded) -> Result<i32> {
+    // a reload: the previous image of this process handed over its sockets and workers
+    let inherited = match Handoff::from_env() {
+        Ok(h) => h,
+        Err(e) => {
+            logging::log(Level::Error, &e.to_string());
+            return Ok(exit::SOFTWARE);
+        }
+    };
+    let (mut adopted, problems) = inherited.as_ref().map(handoff::adopt).unwrap_or_default();
+    for p in problems {
+        logging::log(Level::Warning, &p);
+    }
     let engine = match start_engine(args) {
         Ok(e) => e,
         Err(e) => {
@@ -188,6 +221,7 @@ fn serve(args: &Args, loaded: config::Loaded) -> Result<i32> {
     };
     let root = Uid::effective().is_root();
     let mut pools = Vec::new();
+    let mut used_keys = Vec::new();
     for p in loaded.pools {
         let credentials = match (&p.user, root) {
             (Some(user), true) if !user.is_empty() => {
@@ -212,18 +246,57 @@ fn serve(args: &Args, loaded: config::Loaded) -> Result<i32> {
             _ => None,
         };
         let owner = credentials.as_ref().map(|(_, u, g)| (*u, *g));
-        let listener = listen::bind_pool(&p, owner)?;
-        pools.push(Pool::new(p, listener, credentials));
+        let key = listen::address_key(&p.listen);
+        let listener = match adopted.sockets.remove(&key) {
+            Some(fd) => {
+                let l = listen::inherited(&p, fd);
+                logging::log(
+                    Level::Notice,
+                    &format!(
+                        "using inherited socket fd={}, \"{}\"",
+                        std::os::fd::AsRawFd::as_raw_fd(&l.fd),
+                        l.display
+                    ),
+                );
+                l
+            }
+            None => listen::bind_pool(&p, owner)?,
+        };
+        used_keys.push(key);
+        pools.push(Pool::new(p, listener, credentials)?);
     }
+    // sockets of pools the new configuration dropped: their old workers are told to
+    // finish, and nobody accepts on them any more
+    for (key, fd) in adopted.sockets.drain() {
+        drop(fd);
+        if let Some(path) = key.strip_prefix("unix:") {
+            let _ = std::fs::remove_file(path);
+        }
+        logging::log(
+            Level::Notice,
+            &format!("closed {key}: no pool listens there any more"),
+        );
+    }
+    let children = inherited
+        .as_ref()
+        .map(|h| pm::inherited_children(h, &mut adopted))
+        .unwrap_or_default();
+    let generation = inherited.as_ref().map_or(0, |h| h.generation);
     let pid_path = args.pid.clone().or(loaded.global.pid.clone());
     let daemonize = args.daemonize || (loaded.global.daemonize && !args.nodaemonize);
-    if daemonize {
+    if daemonize && inherited.is_none() {
         php_fpm_rs::sys::daemonize().context("daemonizing")?;
     }
     if let Some(p) = &pid_path {
         write_pid(p)?;
     }
-    let master = Master::new(engine, pools, loaded.global)?;
+    let master = Master::new(
+        engine,
+        pools,
+        loaded.global,
+        reload_spec(args, generation),
+        children,
+    )?;
     let code = master.run();
     if let Some(p) = &pid_path {
         if std::process::id() == read_pid(p).unwrap_or(0) {

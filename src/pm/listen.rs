@@ -156,6 +156,30 @@ fn bind_tcp(pool: &PoolConfig, host: Option<&str>, port: u16) -> Result<Listener
     })
 }
 
+/// A stable name for a listen address, to find a pool's socket again after a reload.
+pub fn address_key(address: &ListenAddress) -> String {
+    match address {
+        ListenAddress::Unix(p) => format!("unix:{}", p.display()),
+        ListenAddress::Tcp { host, port } => {
+            format!("tcp:{}:{port}", host.as_deref().unwrap_or("*"))
+        }
+    }
+}
+
+/// Wraps a socket inherited from the previous image of this master (a reload): the
+/// same open socket keeps its queue, so no connection is refused meanwhile. The
+/// backlog is set again from the new configuration.
+pub fn inherited(pool: &PoolConfig, fd: OwnedFd) -> Listener {
+    let (path, display) = match &pool.listen {
+        ListenAddress::Unix(p) => (Some(p.clone()), p.display().to_string()),
+        ListenAddress::Tcp { host, port } => {
+            (None, format!("{}:{port}", host.as_deref().unwrap_or("*")))
+        }
+    };
+    let _ = listen(&fd, backlog(pool.listen_backlog));
+    Listener { fd, path, display }
+}
+
 /// Resolves a user name (or numeric id) to its uid and primary gid.
 ///
 /// # Errors

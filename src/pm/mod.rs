@@ -1,29 +1,51 @@
-//! The process manager: the master's loop. It forks the pool's workers after PHP's
-//! module startup, replaces the ones that die, relays their output to the log, and
-//! stops them on SIGQUIT (finish requests in flight) or SIGTERM/SIGINT (now).
+//! The process manager: the master's loop. It forks each pool's workers after PHP's
+//! module startup and keeps their number where `pm` wants it (static, dynamic,
+//! ondemand), recycles them on `pm.max_requests` (a replacement is forked before the
+//! old worker leaves), ends requests that outlive `request_terminate_timeout`,
+//! reloads by re-executing itself on the same sockets while the previous generation
+//! finishes, restarts the engine when workers keep crashing, and stops on SIGQUIT
+//! (finish requests in flight) or SIGTERM/SIGINT (now).
 //! The master never runs a PHP request and stays single-threaded around fork.
 #![forbid(unsafe_code)]
 
+pub mod child;
+pub mod handoff;
 pub mod listen;
+pub mod policy;
 
 use std::collections::HashMap;
-use std::io::Read;
+use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{Gid, Pid, Uid};
 
-use crate::config::{GlobalConfig, PoolConfig};
+use crate::config::{GlobalConfig, PmStyle, PoolConfig, Rlimit};
 use crate::logging::{self, Level};
 use crate::php::Engine;
+use crate::scoreboard::{self, Scoreboard, WorkerState};
 use crate::sys::{self, Forked};
-use crate::worker::{self, WorkerSettings};
+use crate::worker::{self, Reporting, WorkerSettings};
+use child::{describe_exit, request_line, Child, Leaving, Stream};
+use handoff::{ChildRecord, Handoff, SocketRecord};
 use listen::Listener;
+use policy::{DynamicBounds, DynamicStep, FaultWindow, SpawnRate};
+
+/// Idle server maintenance runs once a second, as in php-fpm.
+const TICK: Duration = Duration::from_secs(1);
+/// While an ondemand pool still has queued connections and no idle worker, it is
+/// looked at again this soon (connections arriving together wake the master once).
+const ONDEMAND_RECHECK: Duration = Duration::from_millis(10);
+/// A worker sent SIGTERM gets this long before SIGKILL.
+const KILL_AFTER: Duration = Duration::from_secs(1);
 
 /// One pool as the master runs it.
 pub struct Pool {
@@ -33,46 +55,117 @@ pub struct Pool {
     pub listener: Listener,
     /// The user and group workers drop to, when the master is root.
     pub credentials: Option<(String, Uid, Gid)>,
-    /// What each worker is told.
-    pub worker: WorkerSettings,
+    board: Rc<Scoreboard>,
+    free_slots: Vec<usize>,
     children: HashMap<Pid, Child>,
+    /// Workers write their pid here when they start their last request.
+    notices: (OwnedFd, OwnedFd),
+    rate: SpawnRate,
+    warned_max_children: bool,
     spawned_this_second: (Instant, u32),
-}
-
-struct Child {
-    started: Instant,
-    stdout: Option<OwnedFd>,
-    stderr: Option<OwnedFd>,
-    log: Option<OwnedFd>,
-    partial: [Vec<u8>; 3],
+    ondemand_recheck: Option<Instant>,
 }
 
 impl Pool {
-    /// A pool ready to be started by [`Master::run`].
+    /// A pool ready to be started by [`Master::run`], with its scoreboard (two slots
+    /// per child: a retiring worker keeps its slot while its replacement starts).
+    ///
+    /// # Errors
+    /// When the scoreboard or the notice pipe cannot be created.
     pub fn new(
         config: PoolConfig,
         listener: Listener,
         credentials: Option<(String, Uid, Gid)>,
-    ) -> Self {
-        let worker = WorkerSettings {
-            pool: config.name.clone(),
-            limit_extensions: config.security_limit_extensions.clone(),
-            max_requests: u64::from(config.pm_max_requests),
-            limits: crate::fastcgi::Limits {
-                max_conns: config.pm_max_children,
-                max_reqs: config.pm_max_children,
-                ..crate::fastcgi::Limits::default()
-            },
-        };
-        Pool {
+    ) -> Result<Self> {
+        let slots = 2 * config.pm_max_children.max(1) as usize;
+        let board = Scoreboard::create(slots)
+            .with_context(|| format!("[pool {}] creating the scoreboard", config.name))?;
+        let (r, w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                .with_context(|| format!("[pool {}] creating the notice pipe", config.name))?;
+        Ok(Pool {
             config,
             listener,
             credentials,
-            worker,
+            board: Rc::new(board),
+            free_slots: (0..slots).rev().collect(),
             children: HashMap::new(),
+            notices: (r, w),
+            rate: SpawnRate::default(),
+            warned_max_children: false,
             spawned_this_second: (Instant::now(), 0),
+            ondemand_recheck: None,
+        })
+    }
+
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Workers that count toward the pool's size (not leaving).
+    fn live(&self) -> u32 {
+        self.children.values().filter(|c| c.counts()).count() as u32
+    }
+
+    /// Counted workers waiting in accept().
+    fn idle(&self) -> u32 {
+        self.children
+            .values()
+            .filter(|c| c.counts() && c.state() == WorkerState::Idle)
+            .count() as u32
+    }
+
+    fn settings(&self, max_requests: u64) -> WorkerSettings {
+        WorkerSettings {
+            pool: self.config.name.clone(),
+            limit_extensions: self.config.security_limit_extensions.clone(),
+            max_requests,
+            limits: crate::fastcgi::Limits {
+                max_conns: self.config.pm_max_children,
+                max_reqs: self.config.pm_max_children,
+                ..crate::fastcgi::Limits::default()
+            },
+            terminate_timeout_us: self.config.request_terminate_timeout.as_micros() as u64,
         }
     }
+
+    fn warn_max_children(&mut self, ondemand: bool) {
+        if self.warned_max_children {
+            return;
+        }
+        self.warned_max_children = true;
+        self.board
+            .header()
+            .max_children_reached
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // php-fpm words it differently for ondemand pools; keep both as they are
+        let what = if ondemand {
+            "max_children"
+        } else {
+            "pm.max_children"
+        };
+        logging::log(
+            Level::Warning,
+            &format!(
+                "[pool {}] server reached {what} setting ({}), consider raising it",
+                self.config.name, self.config.pm_max_children
+            ),
+        );
+    }
+}
+
+/// How to reload: the executable and arguments to run again, and a check of the new
+/// configuration made before anything is stopped.
+pub struct ReloadSpec {
+    /// The binary, as started (a package upgrade replaces the file: reload runs the new one).
+    pub exe: PathBuf,
+    /// argv, including argv[0].
+    pub argv: Vec<OsString>,
+    /// Loads and validates the configuration as the next image will; the messages
+    /// of a refusal.
+    pub preflight: Box<dyn Fn() -> std::result::Result<(), Vec<String>>>,
+    /// Reloads before this image.
+    pub generation: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,11 +181,19 @@ enum State {
 pub struct Master {
     engine: Option<Engine>,
     pools: Vec<Pool>,
+    /// Workers of a previous generation (a reload) finishing their requests.
+    draining: HashMap<Pid, Child>,
     global: GlobalConfig,
     signals: SignalFd,
     state: State,
     stop_started: Option<Instant>,
     escalated: u8,
+    reload: Option<ReloadSpec>,
+    faults: FaultWindow,
+    ondemand: Option<Epoll>,
+    next_tick: Instant,
+    spawn_seq: u64,
+    warned_process_max: bool,
 }
 
 fn handled_signals() -> SigSet {
@@ -110,34 +211,107 @@ fn handled_signals() -> SigSet {
     set
 }
 
+/// Blocks the signals the master takes through its signalfd. Called first thing in
+/// main, so a signal that arrives during startup waits instead of killing the
+/// process; the mask also survives the exec of a reload.
+///
+/// # Errors
+/// When the signal mask cannot be changed.
+pub fn block_signals() -> Result<()> {
+    handled_signals()
+        .thread_block()
+        .context("blocking signals in the master")
+}
+
+fn apply_rlimits(files: Option<u64>, core: Option<Rlimit>) -> Result<()> {
+    use nix::sys::resource::{setrlimit, Resource, RLIM_INFINITY};
+    if let Some(n) = files {
+        setrlimit(Resource::RLIMIT_NOFILE, n, n).with_context(|| format!("rlimit_files = {n}"))?;
+    }
+    if let Some(c) = core {
+        let n = match c {
+            Rlimit::Limit(n) => n,
+            Rlimit::Unlimited => RLIM_INFINITY,
+        };
+        setrlimit(Resource::RLIMIT_CORE, n, n).context("rlimit_core")?;
+    }
+    Ok(())
+}
+
 impl Master {
-    /// Takes over signal handling (through a signalfd) for the pools about to start.
+    /// Takes over signal handling (through a signalfd) for the pools about to start;
+    /// applies the global `process.priority` and rlimits. `inherited` are workers of
+    /// the previous generation handed over by a reload.
     ///
     /// # Errors
-    /// When the signal mask or the signalfd cannot be set up.
-    pub fn new(engine: Engine, pools: Vec<Pool>, global: GlobalConfig) -> Result<Self> {
-        let set = handled_signals();
-        set.thread_block()
-            .context("blocking signals in the master")?;
-        let signals = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-            .context("creating the signalfd")?;
+    /// When the signalfd, the epoll set or a global limit cannot be set up.
+    pub fn new(
+        engine: Engine,
+        pools: Vec<Pool>,
+        global: GlobalConfig,
+        reload: Option<ReloadSpec>,
+        inherited: Vec<(Pid, Child)>,
+    ) -> Result<Self> {
+        block_signals()?;
+        let signals = SignalFd::with_flags(
+            &handled_signals(),
+            SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
+        )
+        .context("creating the signalfd")?;
         sys::ignore_sigpipe().context("ignoring SIGPIPE")?;
+        apply_rlimits(global.rlimit_files, global.rlimit_core)?;
+        if let Some(p) = global.process_priority {
+            sys::set_priority(p).with_context(|| format!("process.priority = {p}"))?;
+        }
+        let ondemand = if pools.iter().any(|p| p.config.pm == PmStyle::OnDemand) {
+            let ep = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).context("epoll_create")?;
+            for (i, p) in pools.iter().enumerate() {
+                if p.config.pm == PmStyle::OnDemand {
+                    // edge-triggered: one wake-up per arriving connection, not a
+                    // spin while it waits in the queue for a busy pool
+                    ep.add(
+                        &p.listener.fd,
+                        EpollEvent::new(EpollFlags::EPOLLIN | EpollFlags::EPOLLET, i as u64),
+                    )
+                    .with_context(|| format!("[pool {}] watching the socket", p.name()))?;
+                }
+            }
+            Some(ep)
+        } else {
+            None
+        };
+        let faults = FaultWindow::new(
+            global.emergency_restart_threshold,
+            global.emergency_restart_interval,
+        );
         Ok(Master {
             engine: Some(engine),
             pools,
+            draining: inherited.into_iter().collect(),
             global,
             signals,
             state: State::Running,
             stop_started: None,
             escalated: 0,
+            reload,
+            faults,
+            ondemand,
+            next_tick: Instant::now() + TICK,
+            spawn_seq: 0,
+            warned_process_max: false,
         })
     }
 
     /// Starts every pool's workers and runs until stopped. Returns the exit status.
     pub fn run(mut self) -> i32 {
         for i in 0..self.pools.len() {
-            let want = self.pools[i].config.pm_max_children;
-            for _ in 0..want {
+            let p = &self.pools[i].config;
+            let initial = match p.pm {
+                PmStyle::Static => p.pm_max_children,
+                PmStyle::Dynamic => p.pm_start_servers,
+                PmStyle::OnDemand => 0,
+            };
+            for _ in 0..initial {
                 if self.spawn(i).is_none() {
                     // spawn() returns None in the child once it is done serving
                     return 0;
@@ -149,6 +323,26 @@ impl Master {
             &format!("fpm is running, pid {}", std::process::id()),
         );
         logging::log(Level::Notice, "ready to handle connections");
+        if !self.draining.is_empty() {
+            // the new generation is forked: only now tell the old one to finish, so
+            // something is always accepting
+            let now = Instant::now();
+            let mut per_pool: HashMap<String, usize> = HashMap::new();
+            for (pid, c) in self.draining.iter_mut() {
+                c.leaving = Leaving::Draining;
+                c.ask_to_quit(*pid, now);
+                *per_pool.entry(c.pool.clone()).or_default() += 1;
+            }
+            let mut names: Vec<_> = per_pool.into_iter().collect();
+            names.sort();
+            for (pool, n) in names {
+                logging::log(
+                    Level::Notice,
+                    &format!("[pool {pool}] {n} worker(s) of the previous generation finish their requests"),
+                );
+            }
+        }
+        self.reap();
         loop {
             match self.poll_once() {
                 Some(status) => return status,
@@ -158,11 +352,29 @@ impl Master {
     }
 
     fn all_children(&self) -> usize {
-        self.pools.iter().map(|p| p.children.len()).sum()
+        self.pools.iter().map(|p| p.children.len()).sum::<usize>() + self.draining.len()
+    }
+
+    fn live_total(&self) -> u32 {
+        self.pools.iter().map(Pool::live).sum()
     }
 
     /// Forks one worker of pool `i`. Returns `None` in the child after it served.
     fn spawn(&mut self, i: usize) -> Option<()> {
+        if self.state != State::Running {
+            return Some(());
+        }
+        let process_max = self.global.process_max;
+        if process_max > 0 && self.live_total() >= process_max {
+            if !self.warned_process_max {
+                self.warned_process_max = true;
+                logging::log(Level::Warning, "The maximum number of processes has been reached. Please review your configuration and consider raising 'process.max'");
+            }
+            return Some(());
+        }
+        self.warned_process_max = false;
+        self.spawn_seq += 1;
+        let seed = (u64::from(std::process::id()) << 32) ^ self.spawn_seq ^ scoreboard::now_us();
         let pool = &mut self.pools[i];
         let now = Instant::now();
         if now.duration_since(pool.spawned_this_second.0) >= Duration::from_secs(1) {
@@ -172,6 +384,16 @@ impl Master {
             // a worker that dies right after start must not turn into a fork storm
             return Some(());
         }
+        let Some(slot) = pool.free_slots.pop() else {
+            logging::log(
+                Level::Warning,
+                &format!(
+                    "[pool {}] no free scoreboard slot, not forking now",
+                    pool.name()
+                ),
+            );
+            return Some(());
+        };
         pool.spawned_this_second.1 += 1;
         let pipes = (
             nix::unistd::pipe(),
@@ -179,18 +401,26 @@ impl Master {
             nix::unistd::pipe(),
         );
         let (Ok(out), Ok(err), Ok(log)) = pipes else {
+            pool.free_slots.push(slot);
             logging::log(
                 Level::Error,
-                &format!("[pool {}] pipe() failed", pool.config.name),
+                &format!("[pool {}] pipe() failed", pool.name()),
             );
             return Some(());
         };
+        if let Some(s) = pool.board.slot(slot) {
+            s.reset();
+        }
+        let max_requests = policy::max_requests_for(u64::from(pool.config.pm_max_requests), seed);
         match sys::fork() {
             Ok(Forked::Parent(pid)) => {
                 logging::log(
                     Level::Notice,
-                    &format!("[pool {}] child {pid} started", pool.config.name),
+                    &format!("[pool {}] child {pid} started", pool.name()),
                 );
+                if let Some(s) = pool.board.slot(slot) {
+                    s.set_pid(pid.as_raw() as u32);
+                }
                 for fd in [&out.0, &err.0, &log.0] {
                     let _ = nix::fcntl::fcntl(
                         fd.as_raw_fd(),
@@ -201,26 +431,30 @@ impl Master {
                         nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
                     );
                 }
-                pool.children.insert(
-                    pid,
-                    Child {
-                        started: now,
-                        stdout: Some(out.0),
-                        stderr: Some(err.0),
-                        log: Some(log.0),
-                        partial: Default::default(),
-                    },
+                let mut c = Child::new(
+                    pool.config.name.clone(),
+                    Rc::clone(&pool.board),
+                    slot,
+                    now,
+                    [Some(out.0), Some(err.0), Some(log.0)],
                 );
+                c.terminate_timeout = pool.config.request_terminate_timeout;
+                c.track_finished = pool.config.request_terminate_timeout_track_finished;
+                pool.children.insert(pid, c);
                 Some(())
             }
             Ok(Forked::Child) => {
-                let code = self.become_worker(i, out.1, err.1, log.1);
+                let code = self.become_worker(i, slot, max_requests, [out.1, err.1, log.1]);
                 std::process::exit(code);
             }
             Err(e) => {
+                pool.free_slots.push(slot);
+                if let Some(s) = pool.board.slot(slot) {
+                    s.free();
+                }
                 logging::log(
                     Level::Error,
-                    &format!("[pool {}] fork() failed: {e}", pool.config.name),
+                    &format!("[pool {}] fork() failed: {e}", pool.name()),
                 );
                 Some(())
             }
@@ -228,13 +462,22 @@ impl Master {
     }
 
     /// The child's side of spawn: drop what belongs to the master, become a worker.
-    fn become_worker(&mut self, i: usize, out: OwnedFd, err: OwnedFd, log: OwnedFd) -> i32 {
+    fn become_worker(
+        &mut self,
+        i: usize,
+        slot: usize,
+        max_requests: u64,
+        [out, err, log]: [OwnedFd; 3],
+    ) -> i32 {
         let _ = handled_signals().thread_unblock();
         if let Err(e) = sys::worker_signals() {
             eprintln!("worker signal setup failed: {e}");
             return 70;
         }
-        // The master's descriptors (other workers' pipes, other pools' sockets) are not ours.
+        // The master's descriptors (other workers' pipes, other pools' sockets, the
+        // previous generation) are not ours.
+        self.draining.clear();
+        self.ondemand = None;
         for (j, pool) in self.pools.iter_mut().enumerate() {
             pool.children.clear();
             if j != i {
@@ -249,6 +492,20 @@ impl Master {
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGQUIT);
         let pool = &self.pools[i];
         let name = pool.config.name.clone();
+        if let Err(e) = apply_rlimits(pool.config.rlimit_files, pool.config.rlimit_core) {
+            logging::log(Level::Error, &format!("[pool {name}] {e:#}"));
+            return 78;
+        }
+        if let Some(p) = pool.config.process_priority {
+            // before dropping privileges: only root may raise a priority
+            if let Err(e) = sys::set_priority(p) {
+                logging::log(
+                    Level::Error,
+                    &format!("[pool {name}] process.priority = {p}: {e}"),
+                );
+                return 78;
+            }
+        }
         if let Some((user, uid, gid)) = &pool.credentials {
             let cuser = std::ffi::CString::new(user.as_str()).unwrap_or_default();
             let r = nix::unistd::setgid(*gid)
@@ -283,110 +540,389 @@ impl Master {
                 logging::log(Level::Error, &format!("[pool {name}] {e}"));
             }
         }
+        let Some(my_slot) = pool.board.slot(slot) else {
+            return 70;
+        };
+        let report = Reporting {
+            slot: my_slot,
+            header: pool.board.header(),
+            notices: pool.notices.1.try_clone().ok(),
+        };
         let listener = pool.listener.fd.as_raw_fd();
-        let settings = pool.worker.clone();
-        worker::serve(&mut engine, listener, &settings);
+        let settings = pool.settings(max_requests);
+        worker::serve(&mut engine, listener, &settings, &report);
         drop(engine);
         0
     }
 
+    /// When the loop must wake up next.
+    fn next_deadline(&self, now: Instant) -> Instant {
+        let mut at = self.next_tick;
+        let mut timeouts = self
+            .pools
+            .iter()
+            .map(|p| p.config.request_terminate_timeout)
+            .chain(self.draining.values().map(|c| c.terminate_timeout))
+            .filter(|t| !t.is_zero());
+        if let Some(min) = timeouts.by_ref().min() {
+            // look often enough to end a request within 5% of its timeout
+            let step = (min / 20).clamp(Duration::from_millis(20), TICK);
+            at = at.min(now + step);
+        }
+        for p in &self.pools {
+            if let Some(r) = p.ondemand_recheck {
+                at = at.min(r);
+            }
+        }
+        if self.stop_started.is_some() {
+            at = at.min(now + Duration::from_millis(100));
+        }
+        at
+    }
+
     /// One turn of the event loop. `Some(status)` when the master should exit.
     fn poll_once(&mut self) -> Option<i32> {
-        let mut fds: Vec<(usize, Pid, usize)> = Vec::new();
+        enum Src {
+            Signals,
+            Epoll,
+            Notices(usize),
+            Pipe(Pid, Stream),
+        }
+        let now = Instant::now();
+        let wait = self.next_deadline(now).saturating_duration_since(now);
+        let mut srcs = vec![Src::Signals];
         let mut pfds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+        if let Some(ep) = &self.ondemand {
+            pfds.push(PollFd::new(ep.0.as_fd(), PollFlags::POLLIN));
+            srcs.push(Src::Epoll);
+        }
         for (pi, pool) in self.pools.iter().enumerate() {
-            for (pid, child) in &pool.children {
-                for (k, fd) in [&child.stdout, &child.stderr, &child.log]
-                    .into_iter()
-                    .enumerate()
-                {
-                    if let Some(fd) = fd {
-                        pfds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
-                        fds.push((pi, *pid, k));
-                    }
+            pfds.push(PollFd::new(pool.notices.0.as_fd(), PollFlags::POLLIN));
+            srcs.push(Src::Notices(pi));
+        }
+        let children = self
+            .pools
+            .iter()
+            .flat_map(|p| p.children.iter())
+            .chain(self.draining.iter());
+        for (pid, child) in children {
+            for (k, stream) in [Stream::Stdout, Stream::Stderr, Stream::Log]
+                .into_iter()
+                .enumerate()
+            {
+                if let Some(fd) = &child.pipes[k] {
+                    pfds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+                    srcs.push(Src::Pipe(*pid, stream));
                 }
             }
         }
-        let _ = poll(&mut pfds, PollTimeout::from(1000u16));
+        let ms = wait.as_millis().min(i32::MAX as u128) as i32;
+        let _ = poll(
+            &mut pfds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        );
         let ready: Vec<bool> = pfds
             .iter()
             .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
             .collect();
         drop(pfds);
-        for (idx, (pi, pid, k)) in fds.into_iter().enumerate() {
-            if ready[idx + 1] {
-                self.drain_pipe(pi, pid, k);
+        let mut signals_ready = false;
+        for (src, ready) in srcs.into_iter().zip(ready) {
+            if !ready {
+                continue;
+            }
+            match src {
+                Src::Signals => signals_ready = true,
+                Src::Epoll => self.on_ondemand_events(),
+                Src::Notices(pi) => self.on_notices(pi),
+                Src::Pipe(pid, stream) => self.relay(pid, stream),
             }
         }
-        if ready[0] {
+        if signals_ready {
             while let Ok(Some(info)) = self.signals.read_signal() {
                 if let Some(status) = self.on_signal(info.ssi_signo as i32) {
                     return Some(status);
                 }
             }
         }
+        let now = Instant::now();
+        self.check_request_timeouts(now);
+        self.ondemand_rechecks(now);
+        if now >= self.next_tick {
+            self.next_tick = now + TICK;
+            self.maintenance(now);
+        }
         self.check_stop_progress()
     }
 
-    fn drain_pipe(&mut self, pi: usize, pid: Pid, k: usize) {
-        let pool = &mut self.pools[pi];
-        let name = pool.config.name.clone();
-        let (catch, decorate) = (
-            pool.config.catch_workers_output,
-            pool.config.decorate_workers_output,
-        );
-        let Some(child) = pool.children.get_mut(&pid) else {
-            return;
-        };
-        let slot = match k {
-            0 => &mut child.stdout,
-            1 => &mut child.stderr,
-            _ => &mut child.log,
-        };
-        let Some(fd) = slot.as_ref() else { return };
-        let mut buf = [0u8; 8192];
-        let mut file = std::fs::File::from(match fd.try_clone() {
-            Ok(f) => f,
-            Err(_) => return,
-        });
-        let mut eof = false;
-        loop {
-            match file.read(&mut buf) {
-                Ok(0) => {
-                    eof = true;
-                    break;
-                }
-                Ok(n) => child.partial[k].extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
+    fn child_mut(&mut self, pid: Pid) -> Option<&mut Child> {
+        if let Some(c) = self.draining.get_mut(&pid) {
+            return Some(c);
+        }
+        self.pools.iter_mut().find_map(|p| p.children.get_mut(&pid))
+    }
+
+    fn relay(&mut self, pid: Pid, stream: Stream) {
+        let (catch, decorate) = self
+            .child_mut(pid)
+            .map(|c| c.pool.clone())
+            .and_then(|name| self.pools.iter().find(|p| p.config.name == name))
+            .map_or((true, true), |p| {
+                (
+                    p.config.catch_workers_output,
+                    p.config.decorate_workers_output,
+                )
+            });
+        if let Some(c) = self.child_mut(pid) {
+            c.relay(pid, stream, catch, decorate);
+        }
+    }
+
+    /// Workers starting their last request: fork each one's replacement now, so the
+    /// pool never has fewer workers accepting than configured.
+    fn on_notices(&mut self, pi: usize) {
+        let mut buf = [0u8; 512];
+        let mut pids = Vec::new();
+        while let Ok(n) = nix::unistd::read(self.pools[pi].notices.0.as_raw_fd(), &mut buf) {
+            if n == 0 {
+                break;
+            }
+            pids.extend(
+                buf[..n - n % 4]
+                    .chunks_exact(4)
+                    .map(|c| Pid::from_raw(i32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
+            );
+        }
+        for pid in pids {
+            let pool = &mut self.pools[pi];
+            let Some(c) = pool.children.get_mut(&pid) else {
+                continue;
+            };
+            if c.leaving != Leaving::No {
+                continue;
+            }
+            c.leaving = Leaving::Retiring;
+            if pool.live() < pool.config.pm_max_children && self.spawn(pi).is_none() {
+                std::process::exit(0);
             }
         }
-        if eof {
-            *slot = None;
+    }
+
+    fn on_ondemand_events(&mut self) {
+        let Some(ep) = &self.ondemand else { return };
+        let mut events = [EpollEvent::empty(); 16];
+        let n = ep.wait(&mut events, EpollTimeout::ZERO).unwrap_or(0);
+        let pools: Vec<usize> = events[..n].iter().map(|e| e.data() as usize).collect();
+        for pi in pools {
+            if pi < self.pools.len() {
+                self.ondemand_accept(pi);
+            }
         }
-        let data = &mut child.partial[k];
-        let complete = match data.iter().rposition(|&c| c == b'\n') {
-            Some(p) => p + 1,
-            None if eof || data.len() > 1024 => data.len(),
-            None => 0,
-        };
-        let lines: Vec<u8> = data.drain(..complete).collect();
-        for line in lines.split(|&c| c == b'\n').filter(|l| !l.is_empty()) {
-            let text = String::from_utf8_lossy(line);
-            if k == 2 {
-                // already formatted by the worker's logger
-                logging::raw(&text);
-            } else if catch {
-                let stream = if k == 0 { "stdout" } else { "stderr" };
-                if decorate {
+    }
+
+    /// A connection arrived at an ondemand pool: fork unless a worker is idle.
+    fn ondemand_accept(&mut self, pi: usize) {
+        if self.state != State::Running {
+            return;
+        }
+        let pool = &mut self.pools[pi];
+        if pool.live() >= pool.config.pm_max_children {
+            pool.warn_max_children(true);
+            return;
+        }
+        pool.ondemand_recheck = Some(Instant::now() + ONDEMAND_RECHECK);
+        if pool.idle() > 0 {
+            return;
+        }
+        pool.warned_max_children = false;
+        if self.spawn(pi).is_none() {
+            std::process::exit(0);
+        }
+    }
+
+    fn ondemand_rechecks(&mut self, now: Instant) {
+        for pi in 0..self.pools.len() {
+            let due = self.pools[pi].ondemand_recheck.is_some_and(|at| now >= at);
+            if !due {
+                continue;
+            }
+            self.pools[pi].ondemand_recheck = None;
+            let fd = self.pools[pi].listener.fd.as_fd();
+            let mut pfd = [PollFd::new(fd, PollFlags::POLLIN)];
+            let queued = poll(&mut pfd, PollTimeout::ZERO).unwrap_or(0) > 0;
+            if queued {
+                self.ondemand_accept(pi);
+            }
+        }
+    }
+
+    /// Once a second: pool sizes (dynamic, ondemand idle timeout, static refill),
+    /// reminders to workers asked to quit, and the drain deadline of a previous
+    /// generation.
+    fn maintenance(&mut self, now: Instant) {
+        if self.state == State::Running {
+            for pi in 0..self.pools.len() {
+                if self.maintain_pool(pi, now).is_none() {
+                    std::process::exit(0);
+                }
+            }
+        }
+        let pct = self.global.process_control_timeout;
+        let all = self
+            .pools
+            .iter_mut()
+            .flat_map(|p| p.children.iter_mut())
+            .chain(self.draining.iter_mut());
+        for (pid, c) in all {
+            if c.leaving == Leaving::No || c.term_sent.is_some() {
+                continue;
+            }
+            // a SIGQUIT that landed just before accept() was entered is lost: repeat it
+            if c.quit_sent.is_none_or(|t| now.duration_since(t) >= TICK) && c.signal_is_harmless() {
+                let _ = kill(*pid, Signal::SIGQUIT);
+                c.quit_sent = Some(now);
+            }
+        }
+        if !pct.is_zero() {
+            for (pid, c) in self.draining.iter_mut() {
+                let overdue = c
+                    .leaving_since
+                    .is_some_and(|t| now.duration_since(t) >= pct);
+                if c.term_sent.is_none() && overdue {
                     logging::log(
                         Level::Warning,
-                        &format!("[pool {name}] child {pid} said into {stream}: \"{text}\""),
+                        &format!(
+                            "[pool {}] child {pid} of the previous generation did not finish within process_control_timeout, terminating",
+                            c.pool
+                        ),
                     );
-                } else {
-                    logging::raw(&text);
+                    let _ = kill(*pid, Signal::SIGTERM);
+                    c.term_sent = Some(now);
                 }
             }
+        }
+    }
+
+    /// `None` in a child forked here, once it is done serving.
+    fn maintain_pool(&mut self, pi: usize, now: Instant) -> Option<()> {
+        let style = self.pools[pi].config.pm;
+        match style {
+            PmStyle::Static => {
+                // replaces workers whose respawn was throttled or failed
+                while self.pools[pi].live() < self.pools[pi].config.pm_max_children {
+                    let before = self.pools[pi].children.len();
+                    self.spawn(pi)?;
+                    if self.pools[pi].children.len() == before {
+                        break;
+                    }
+                }
+            }
+            PmStyle::Dynamic => {
+                let pool = &mut self.pools[pi];
+                let b = DynamicBounds {
+                    max_children: pool.config.pm_max_children,
+                    min_spare: pool.config.pm_min_spare_servers,
+                    max_spare: pool.config.pm_max_spare_servers,
+                    max_spawn_rate: pool.config.pm_max_spawn_rate,
+                };
+                let (idle, live) = (pool.idle(), pool.live());
+                let rate = pool.rate.0;
+                match policy::dynamic_step(&b, idle, live, &mut pool.rate) {
+                    DynamicStep::Hold => {}
+                    DynamicStep::KillOneIdle => {
+                        let oldest = pool
+                            .children
+                            .iter()
+                            .filter(|(_, c)| c.counts() && c.state() == WorkerState::Idle)
+                            .min_by_key(|(_, c)| c.started)
+                            .map(|(pid, _)| *pid);
+                        if let Some(pid) = oldest {
+                            if let Some(c) = pool.children.get_mut(&pid) {
+                                c.leaving = Leaving::IdleKill;
+                                c.ask_to_quit(pid, now);
+                            }
+                        }
+                    }
+                    DynamicStep::AtMaxChildren => pool.warn_max_children(false),
+                    DynamicStep::Spawn(n) => {
+                        pool.warned_max_children = false;
+                        if rate >= 8 {
+                            logging::log(Level::Warning, &format!("[pool {}] seems busy (you may need to increase pm.start_servers, or pm.min/max_spare_servers), spawning {n} children, there are {idle} idle, and {live} total children", pool.name()));
+                        }
+                        for _ in 0..n {
+                            self.spawn(pi)?;
+                        }
+                    }
+                }
+            }
+            PmStyle::OnDemand => {
+                let pool = &mut self.pools[pi];
+                let timeout = pool.config.pm_process_idle_timeout.as_micros() as u64;
+                let now_us = scoreboard::now_us();
+                for (pid, c) in pool.children.iter_mut() {
+                    if !c.counts() || c.state() != WorkerState::Idle {
+                        continue;
+                    }
+                    let since = c.snapshot().map_or(now_us, |s| s.since_us);
+                    if now_us.saturating_sub(since) >= timeout {
+                        c.leaving = Leaving::IdleKill;
+                        c.ask_to_quit(*pid, now);
+                    }
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// `request_terminate_timeout`: SIGTERM to a worker whose request runs too long
+    /// (it answers 504 if nothing was sent yet), SIGKILL a second later.
+    fn check_request_timeouts(&mut self, now: Instant) {
+        let now_us = scoreboard::now_us();
+        let all = self
+            .pools
+            .iter_mut()
+            .flat_map(|p| p.children.iter_mut())
+            .chain(self.draining.iter_mut());
+        for (pid, c) in all {
+            if let Some(t) = c.term_sent {
+                if !c.killed && now.duration_since(t) >= KILL_AFTER {
+                    let _ = kill(*pid, Signal::SIGKILL);
+                    c.killed = true;
+                }
+                continue;
+            }
+            if c.terminate_timeout.is_zero() {
+                continue;
+            }
+            let state = c.state();
+            if !state.in_request() {
+                continue;
+            }
+            let Some(snap) = c.snapshot() else { continue };
+            if snap.finished_early && !c.track_finished {
+                continue;
+            }
+            let elapsed = now_us.saturating_sub(snap.since_us);
+            if elapsed < c.terminate_timeout.as_micros() as u64 {
+                continue;
+            }
+            let _ = kill(*pid, Signal::SIGTERM);
+            c.term_sent = Some(now);
+            c.board
+                .header()
+                .terminated_requests
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            logging::log(
+                Level::Warning,
+                &format!(
+                    "[pool {}] child {pid}, script '{}' (request: \"{}\") execution timed out ({}.{:06} sec), terminating",
+                    c.pool,
+                    snap.script,
+                    request_line(&snap),
+                    elapsed / 1_000_000,
+                    elapsed % 1_000_000
+                ),
+            );
         }
     }
 
@@ -398,17 +934,14 @@ impl Master {
             Signal::SIGCHLD => self.reap(),
             Signal::SIGQUIT if self.state == State::Running => {
                 logging::log(Level::Notice, "Finishing ...");
-                self.begin_stop(State::Finishing, Signal::SIGQUIT);
+                self.begin_stop(State::Finishing);
             }
             Signal::SIGTERM | Signal::SIGINT if self.state != State::Terminating => {
                 logging::log(Level::Notice, "Terminating ...");
-                self.begin_stop(State::Terminating, Signal::SIGTERM);
+                self.begin_stop(State::Terminating);
             }
-            Signal::SIGUSR1 => logging::log(Level::Notice, "error log file re-opened"),
-            Signal::SIGUSR2 => logging::log(
-                Level::Warning,
-                "reload (SIGUSR2) is not implemented yet in this version; the pool keeps running",
-            ),
+            Signal::SIGUSR1 => self.reopen_log(),
+            Signal::SIGUSR2 => self.reload("SIGUSR2"),
             _ => {}
         }
         if self.state != State::Running && self.all_children() == 0 {
@@ -417,18 +950,58 @@ impl Master {
         None
     }
 
-    fn begin_stop(&mut self, state: State, signal: Signal) {
+    fn reopen_log(&mut self) {
+        if let crate::config::LogTarget::File(path) = &self.global.error_log {
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                Ok(f) => logging::set_file(Some(f)),
+                Err(e) => {
+                    logging::log(
+                        Level::Error,
+                        &format!("failed to reopen error_log {}: {e}", path.display()),
+                    );
+                    return;
+                }
+            }
+        }
+        logging::log(Level::Notice, "error log file re-opened");
+    }
+
+    fn begin_stop(&mut self, state: State) {
         self.state = state;
         self.stop_started = Some(Instant::now());
         self.escalated = 0;
-        self.signal_all(signal);
+        let now = Instant::now();
+        for pool in &mut self.pools {
+            pool.ondemand_recheck = None;
+        }
+        let all = self
+            .pools
+            .iter_mut()
+            .flat_map(|p| p.children.iter_mut())
+            .chain(self.draining.iter_mut());
+        for (pid, c) in all {
+            if state == State::Finishing {
+                c.leaving = Leaving::Draining;
+                c.ask_to_quit(*pid, now);
+            } else {
+                let _ = kill(*pid, Signal::SIGTERM);
+                c.term_sent.get_or_insert(now);
+            }
+        }
     }
 
     fn signal_all(&self, signal: Signal) {
-        for pool in &self.pools {
-            for pid in pool.children.keys() {
-                let _ = kill(*pid, signal);
-            }
+        let pids = self
+            .pools
+            .iter()
+            .flat_map(|p| p.children.keys())
+            .chain(self.draining.keys());
+        for pid in pids {
+            let _ = kill(*pid, signal);
         }
     }
 
@@ -451,10 +1024,7 @@ impl Master {
             self.state = State::Terminating;
             self.stop_started = Some(Instant::now());
             self.escalated = 1;
-        } else if self.state == State::Terminating
-            && elapsed >= Duration::from_secs(1)
-            && self.escalated < 2
-        {
+        } else if self.state == State::Terminating && elapsed >= KILL_AFTER && self.escalated < 2 {
             logging::log(
                 Level::Warning,
                 "children still alive after SIGTERM, sending SIGKILL",
@@ -468,56 +1038,214 @@ impl Master {
     fn reap(&mut self) {
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => {
-                    self.child_gone(pid, format!("exited with code {code}"), code == 0)
-                }
-                Ok(WaitStatus::Signaled(pid, sig, core)) => {
-                    let core = if core { " (core dumped)" } else { "" };
-                    let num = sig as i32;
-                    self.child_gone(
-                        pid,
-                        format!("exited on signal {num} ({}{core})", sig.as_str()),
-                        false,
-                    )
-                }
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => continue,
+                Ok(status) => {
+                    if let Some((pid, how, clean)) = describe_exit(&status) {
+                        let crashed = matches!(
+                            status,
+                            WaitStatus::Signaled(_, Signal::SIGSEGV | Signal::SIGBUS, _)
+                        );
+                        self.child_gone(pid, &how, clean, crashed);
+                    }
+                }
             }
         }
     }
 
-    fn child_gone(&mut self, pid: Pid, how: String, clean: bool) {
-        let Some(pi) = self
+    fn child_gone(&mut self, pid: Pid, how: &str, clean: bool, crashed: bool) {
+        for k in [Stream::Stdout, Stream::Stderr, Stream::Log] {
+            self.relay(pid, k);
+        }
+        let (child, pool_index) = if let Some(c) = self.draining.remove(&pid) {
+            (c, None)
+        } else if let Some(pi) = self
             .pools
             .iter()
             .position(|p| p.children.contains_key(&pid))
-        else {
-            return;
-        };
-        // relay what the child wrote before it died
-        for k in 0..3 {
-            self.drain_pipe(pi, pid, k);
-        }
-        let pool = &mut self.pools[pi];
-        let Some(child) = pool.children.remove(&pid) else {
-            return;
-        };
-        let secs = child.started.elapsed().as_secs_f64();
-        let level = if clean || self.state != State::Running {
-            Level::Notice
+        {
+            match self.pools[pi].children.remove(&pid) {
+                Some(c) => (c, Some(pi)),
+                None => return,
+            }
         } else {
-            Level::Warning
+            logging::log(
+                Level::Alert,
+                &format!("oops, unknown child ({pid}) exited {how}"),
+            );
+            return;
         };
+        let snap = child.snapshot();
+        if let Some(s) = child.board.slot(child.slot) {
+            s.free();
+        }
+        if let Some(pi) = pool_index {
+            self.pools[pi].free_slots.push(child.slot);
+        }
+        let t = child.started.elapsed();
+        let (secs, micros) = (t.as_secs(), t.subsec_micros());
+        if child.leaving == Leaving::IdleKill && clean {
+            logging::log(
+                Level::Debug,
+                &format!("[pool {}] child {pid} has been killed by the process management after {secs}.{micros:06} seconds from start", child.pool),
+            );
+        } else {
+            let level = if clean || self.state != State::Running {
+                Level::Notice
+            } else {
+                Level::Warning
+            };
+            logging::log(
+                level,
+                &format!(
+                    "[pool {}] child {pid} exited {how} after {secs}.{micros:06} seconds from start",
+                    child.pool
+                ),
+            );
+        }
+        if let Some(s) =
+            snap.filter(|s| !clean && s.state.in_request() && child.term_sent.is_none())
+        {
+            logging::log(
+                Level::Warning,
+                &format!(
+                    "[pool {}] child {pid} died while serving script '{}' (request: \"{}\"); that request failed",
+                    child.pool,
+                    s.script,
+                    request_line(&s)
+                ),
+            );
+        }
+        if crashed && self.faults.record(Instant::now()) {
+            logging::log(
+                Level::Warning,
+                &format!(
+                    "failed processes threshold ({} in {} sec) is reached, initiating reload",
+                    self.global.emergency_restart_threshold,
+                    self.global.emergency_restart_interval.as_secs()
+                ),
+            );
+            self.reload("emergency restart");
+            // the reload replaced this image, or failed and we go on as before
+        }
+        let Some(pi) = pool_index else { return };
+        if self.state == State::Running && child.leaving == Leaving::No {
+            let pool = &self.pools[pi];
+            let respawn = match pool.config.pm {
+                PmStyle::Static => true,
+                // php-fpm replaces a dead worker in every mode; the spare logic
+                // trims it later if it is not needed
+                PmStyle::Dynamic | PmStyle::OnDemand => pool.live() < pool.config.pm_max_children,
+            };
+            if respawn && self.spawn(pi).is_none() {
+                std::process::exit(0);
+            }
+        }
+    }
+
+    /// Reload: check the configuration, then re-execute this binary with the
+    /// listening sockets and the current workers handed over. The new image forks
+    /// its workers first, and only then tells these to finish their requests.
+    fn reload(&mut self, why: &str) {
+        if self.state != State::Running {
+            return;
+        }
+        let Some(spec) = &self.reload else {
+            logging::log(
+                Level::Warning,
+                &format!("{why}: reload is not available in this mode; the pool keeps running"),
+            );
+            return;
+        };
+        logging::log(Level::Notice, "Reloading in progress ...");
+        if let Err(problems) = (spec.preflight)() {
+            for p in &problems {
+                logging::log(Level::Error, p);
+            }
+            logging::log(
+                Level::Error,
+                "reload refused: the new configuration is not valid; the running pools keep serving",
+            );
+            return;
+        }
+        let handoff = self.handoff(spec.generation + 1);
+        let keep: Vec<i32> = handoff
+            .sockets
+            .iter()
+            .map(|s| s.fd)
+            .chain(handoff.boards.iter().map(|(_, fd)| *fd))
+            .chain(handoff.children.iter().flat_map(|c| c.pipes))
+            .filter(|fd| *fd >= 0)
+            .collect();
+        for &fd in &keep {
+            let _ = nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+            );
+        }
+        std::env::set_var(handoff::ENV, handoff.encode());
+        let shown: Vec<String> = spec
+            .argv
+            .iter()
+            .map(|a| format!("\"{}\"", a.to_string_lossy()))
+            .collect();
         logging::log(
-            level,
+            Level::Notice,
             &format!(
-                "[pool {}] child {pid} {how} after {secs:.6} seconds from start",
-                pool.config.name
+                "reloading: execv(\"{}\", {{{}}})",
+                spec.exe.display(),
+                shown.join(", ")
             ),
         );
-        if self.state == State::Running {
-            let _ = self.spawn(pi);
+        let e = sys::exec(&spec.exe, &spec.argv);
+        std::env::remove_var(handoff::ENV);
+        for &fd in &keep {
+            let _ = nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            );
         }
+        logging::log(
+            Level::Error,
+            &format!("failed to reload: execv() failed: {e}; the running pools keep serving"),
+        );
+    }
+
+    fn handoff(&self, generation: u64) -> Handoff {
+        let mut h = Handoff {
+            generation,
+            ..Handoff::default()
+        };
+        for p in &self.pools {
+            h.sockets.push(SocketRecord {
+                fd: p.listener.fd.as_raw_fd(),
+                key: listen::address_key(&p.config.listen),
+            });
+        }
+        let mut board_ids: HashMap<*const Scoreboard, u32> = HashMap::new();
+        let children = self
+            .pools
+            .iter()
+            .flat_map(|p| p.children.iter())
+            .chain(self.draining.iter());
+        for (pid, c) in children {
+            let next = board_ids.len() as u32;
+            let id = *board_ids.entry(Rc::as_ptr(&c.board)).or_insert_with(|| {
+                h.boards.push((next, c.board.fd().as_raw_fd()));
+                next
+            });
+            let fd = |k: usize| c.pipes[k].as_ref().map_or(-1, |f| f.as_raw_fd());
+            h.children.push(ChildRecord {
+                pid: pid.as_raw(),
+                pool: c.pool.clone(),
+                board: id,
+                slot: c.slot,
+                pipes: [fd(0), fd(1), fd(2)],
+                age: c.started.elapsed(),
+                terminate_timeout: c.terminate_timeout,
+                track_finished: c.track_finished,
+            });
+        }
+        h
     }
 
     fn exit_now(&mut self) -> i32 {
@@ -529,4 +1257,41 @@ impl Master {
         logging::log(Level::Notice, "exiting, bye-bye!");
         0
     }
+}
+
+/// Rebuilds the previous generation's children from a handoff, with their
+/// scoreboards and pipes, for [`Master::new`].
+pub fn inherited_children(h: &Handoff, adopted: &mut handoff::Adopted) -> Vec<(Pid, Child)> {
+    let mut boards: HashMap<u32, Rc<Scoreboard>> = HashMap::new();
+    for (id, fd) in adopted.boards.drain() {
+        match Scoreboard::adopt(fd) {
+            Ok(b) => {
+                boards.insert(id, Rc::new(b));
+            }
+            Err(e) => logging::log(
+                Level::Error,
+                &format!("cannot map an inherited scoreboard: {e}"),
+            ),
+        }
+    }
+    let now = Instant::now();
+    let mut out = Vec::new();
+    for r in &h.children {
+        let Some(board) = boards.get(&r.board) else {
+            continue;
+        };
+        let pipes = r.pipes.map(|fd| adopted.pipes.remove(&fd));
+        let mut c = Child::new(
+            r.pool.clone(),
+            Rc::clone(board),
+            r.slot,
+            now.checked_sub(r.age).unwrap_or(now),
+            pipes,
+        );
+        c.terminate_timeout = r.terminate_timeout;
+        c.track_finished = r.track_finished;
+        c.leaving = Leaving::Draining;
+        out.push((Pid::from_raw(r.pid), c));
+    }
+    out
 }

@@ -40,9 +40,33 @@ extern "C" fn on_stop_signal(_: nix::libc::c_int) {
     crate::worker::STOP.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// SIGTERM in a worker: the master ends the request in flight (timeout or a stop
+/// that cannot wait). Answer the web server if nothing of the response left yet, then
+/// die of the signal so the master logs "exited on signal 15".
+extern "C" fn on_terminate(_: nix::libc::c_int) {
+    use crate::worker::inflight;
+    let mut buf = [0u8; inflight::EMERGENCY_LEN];
+    if let Some((fd, len)) = inflight::pending_answer(crate::scoreboard::now_us(), &mut buf) {
+        // SAFETY: write(2) is async-signal-safe; `buf[..len]` is initialised stack
+        // memory; a failed or short write only loses this courtesy answer.
+        let _ = unsafe { nix::libc::write(fd, buf.as_ptr().cast(), len) };
+    }
+    // SAFETY: signal(2), sigprocmask(2) and raise(3) are async-signal-safe; resetting
+    // to the default disposition and re-raising terminates the process by SIGTERM.
+    unsafe {
+        nix::libc::signal(nix::libc::SIGTERM, nix::libc::SIG_DFL);
+        let mut set: nix::libc::sigset_t = std::mem::zeroed();
+        nix::libc::sigemptyset(&mut set);
+        nix::libc::sigaddset(&mut set, nix::libc::SIGTERM);
+        nix::libc::sigprocmask(nix::libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        nix::libc::raise(nix::libc::SIGTERM);
+    }
+}
+
 /// Installs the worker's signal dispositions: SIGQUIT asks for a graceful stop (the
 /// handler only stores a flag; without SA_RESTART a blocked accept() returns EINTR),
-/// SIGTERM/SIGINT keep their default (exit now), SIGPIPE is ignored.
+/// SIGTERM answers the request in flight with a 5xx if it can and exits, SIGINT
+/// keeps its default (exit now), SIGPIPE is ignored.
 ///
 /// # Errors
 /// When sigaction fails.
@@ -55,12 +79,17 @@ pub fn worker_signals() -> nix::Result<()> {
     );
     let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
-    // SAFETY: the handler is async-signal-safe (a relaxed atomic store); the others
+    let term = SigAction::new(
+        SigHandler::Handler(on_terminate),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: both handlers are async-signal-safe (atomics, write, raise); the others
     // are the default and ignore dispositions.
     unsafe {
         sigaction(Signal::SIGQUIT, &stop)?;
+        sigaction(Signal::SIGTERM, &term)?;
         for s in [
-            Signal::SIGTERM,
             Signal::SIGINT,
             Signal::SIGCHLD,
             Signal::SIGUSR1,
@@ -123,4 +152,70 @@ pub fn daemonize() -> nix::Result<()> {
         nix::unistd::close(null)?;
     }
     Ok(())
+}
+
+/// Sets this process's nice value (`process.priority`).
+///
+/// # Errors
+/// The errno of setpriority (EACCES when lowering it without privilege).
+pub fn set_priority(nice: i32) -> nix::Result<()> {
+    // SAFETY: setpriority only reads its integer arguments.
+    let r = unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, 0, nice) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(nix::errno::Errno::last())
+    }
+}
+
+/// Executes `exe` with `argv` in place of this process (same pid), for a reload.
+/// Unlike `std::process::Command::exec` this keeps the signal mask, so signals
+/// stay blocked (pending, not fatal) until the next image reads its signalfd.
+/// Only returns on failure.
+pub fn exec(exe: &std::path::Path, argv: &[std::ffi::OsString]) -> std::io::Error {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = CString::new(exe.as_os_str().as_bytes()) else {
+        return std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in executable path");
+    };
+    let args: Option<Vec<CString>> = argv
+        .iter()
+        .map(|a| CString::new(a.as_bytes()).ok())
+        .collect();
+    let Some(args) = args else {
+        return std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in an argument");
+    };
+    match nix::unistd::execv(&path, &args) {
+        Ok(never) => match never {},
+        Err(e) => e.into(),
+    }
+}
+
+/// Lets `fd` survive exec (the reload hands it to the next master image).
+///
+/// # Errors
+/// The errno of fcntl.
+pub fn keep_across_exec(fd: std::os::fd::BorrowedFd<'_>) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    nix::fcntl::fcntl(
+        fd.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )
+    .map(drop)
+}
+
+/// Takes ownership of a descriptor inherited across exec, named by number in the
+/// handoff, after checking it is open, and makes it close-on-exec again.
+///
+/// # Errors
+/// EBADF when no such descriptor is open.
+pub fn adopt_fd(fd: RawFd) -> nix::Result<OwnedFd> {
+    nix::fcntl::fcntl(
+        fd,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )?;
+    // SAFETY: the previous image of this process passed this descriptor number for
+    // exactly this use, fcntl just proved it open, and nothing else here owns it;
+    // each number appears once in the handoff and is adopted once.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

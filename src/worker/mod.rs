@@ -3,9 +3,10 @@
 //! until `pm.max_requests` or a stop signal. Process policy is the master's business.
 #![forbid(unsafe_code)]
 
+pub mod inflight;
 pub mod stream;
 
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
@@ -14,6 +15,7 @@ use crate::cgi::{self, Env, PathSettings};
 use crate::fastcgi::{Connection, Limits};
 use crate::logging::{self, Level};
 use crate::php::{Engine, RequestIo, Script};
+use crate::scoreboard::{self, Header, RequestInfo, Slot, WorkerState};
 use crate::sys;
 use stream::{Exchange, OwnedEvent, StreamError, Transport};
 
@@ -27,14 +29,55 @@ pub struct WorkerSettings {
     pub pool: String,
     /// `security.limit_extensions`.
     pub limit_extensions: Vec<String>,
-    /// `pm.max_requests`; 0 is unlimited.
+    /// This worker's share of `pm.max_requests` (the master spreads it); 0 is unlimited.
     pub max_requests: u64,
     /// Bounds applied to every FastCGI connection.
     pub limits: Limits,
+    /// `request_terminate_timeout` in µs, 0 = off (the master enforces it; the
+    /// worker only needs it to pick 504 over 503 when it is ended).
+    pub terminate_timeout_us: u64,
+}
+
+/// Where a worker reports: its scoreboard slot, the pool counters, and the pipe on
+/// which it tells the master it is about to leave (so a replacement starts before).
+pub struct Reporting<'a> {
+    /// This worker's slot.
+    pub slot: &'a Slot,
+    /// The pool's counters.
+    pub header: &'a Header,
+    /// Write end of the master's notice pipe.
+    pub notices: Option<OwnedFd>,
+}
+
+impl Reporting<'_> {
+    /// Tells the master this worker is serving its last request.
+    fn retiring(&self) {
+        if let Some(fd) = &self.notices {
+            let _ = nix::unistd::write(fd, &std::process::id().to_le_bytes());
+        }
+    }
+}
+
+/// CPU time (user + system) of this process in µs.
+fn cpu_us() -> u64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_SELF)
+        .map(|u| {
+            let t =
+                |tv: nix::sys::time::TimeVal| tv.tv_sec() as u64 * 1_000_000 + tv.tv_usec() as u64;
+            t(u.user_time()) + t(u.system_time())
+        })
+        .unwrap_or(0)
 }
 
 /// Serves requests on `listener` until told to stop or `max_requests` is reached.
-pub fn serve(engine: &mut Engine, listener: RawFd, settings: &WorkerSettings) {
+pub fn serve(
+    engine: &mut Engine,
+    listener: RawFd,
+    settings: &WorkerSettings,
+    report: &Reporting<'_>,
+) {
+    inflight::TERMINATE_TIMEOUT_US.store(settings.terminate_timeout_us, Ordering::Relaxed);
     let paths = PathSettings {
         fix_pathinfo: engine.ini_bool("cgi.fix_pathinfo"),
         discard_path: engine.ini_bool("cgi.discard_path"),
@@ -44,7 +87,9 @@ pub fn serve(engine: &mut Engine, listener: RawFd, settings: &WorkerSettings) {
     let stderr_to_client = engine.ini_bool("fastcgi.logging");
     let mut served = 0u64;
     let mut env = Env::new();
-    while !STOP.load(Ordering::Relaxed) {
+    let mut cpu_mark = cpu_us();
+    while !should_stop(report.slot) {
+        report.slot.set_state(WorkerState::Idle);
         let fd = match sys::accept(listener) {
             Ok(fd) => fd,
             Err(Errno::EINTR) | Err(Errno::ECONNABORTED) | Err(Errno::EAGAIN) => continue,
@@ -57,6 +102,8 @@ pub fn serve(engine: &mut Engine, listener: RawFd, settings: &WorkerSettings) {
                 continue;
             }
         };
+        report.slot.set_state(WorkerState::ReadingHeaders);
+        report.header.accepted_conn.fetch_add(1, Ordering::Relaxed);
         let mut transport = Transport::new(fd);
         let mut conn = Connection::new(settings.limits);
         let mut ctx = RunContext {
@@ -65,6 +112,8 @@ pub fn serve(engine: &mut Engine, listener: RawFd, settings: &WorkerSettings) {
             paths: &paths,
             settings,
             stderr_to_client,
+            report,
+            cpu_mark: &mut cpu_mark,
         };
         match serve_connection(&mut transport, &mut conn, &mut ctx, &mut served) {
             Ok(()) => {}
@@ -77,6 +126,16 @@ pub fn serve(engine: &mut Engine, listener: RawFd, settings: &WorkerSettings) {
             break;
         }
     }
+    report.slot.set_state(WorkerState::Ending);
+}
+
+/// SIGQUIT, or the master's quit flag (set instead of a signal for a busy worker,
+/// so that a running script's sleep() is not cut short).
+fn should_stop(slot: &Slot) -> bool {
+    if slot.quit_requested() {
+        STOP.store(true, Ordering::Relaxed);
+    }
+    STOP.load(Ordering::Relaxed)
 }
 
 struct RunContext<'a> {
@@ -85,6 +144,8 @@ struct RunContext<'a> {
     paths: &'a PathSettings,
     settings: &'a WorkerSettings,
     stderr_to_client: bool,
+    report: &'a Reporting<'a>,
+    cpu_mark: &'a mut u64,
 }
 
 fn serve_connection(
@@ -109,11 +170,23 @@ fn serve_connection(
                     ctx.env.append(n, v);
                 }
                 let keep = conn.keep_conn();
+                if ctx.settings.max_requests > 0 && *served + 1 == ctx.settings.max_requests {
+                    ctx.report.retiring();
+                }
+                inflight::begin(transport.raw_fd(), id, scoreboard::now_us());
                 let mut exchange = Exchange::new(transport, conn, id);
                 exchange.stderr_to_client = ctx.stderr_to_client;
-                run_request(ctx, &mut exchange);
+                exchange.slot = Some(ctx.report.slot);
+                let memory = run_request(ctx, &mut exchange);
                 *served += 1;
+                ctx.report.slot.set_state(WorkerState::Finishing);
                 exchange.end();
+                inflight::end();
+                let cpu = cpu_us();
+                ctx.report
+                    .slot
+                    .end_request(cpu.saturating_sub(*ctx.cpu_mark), memory);
+                *ctx.cpu_mark = cpu;
                 if let Some(e) = exchange.error.take() {
                     return Err(e);
                 }
@@ -125,11 +198,12 @@ fn serve_connection(
                     return Err(e);
                 }
                 conn.end_request();
-                if STOP.load(Ordering::Relaxed)
+                if should_stop(ctx.report.slot)
                     || ctx.settings.max_requests > 0 && *served >= ctx.settings.max_requests
                 {
                     return Ok(());
                 }
+                ctx.report.slot.set_state(WorkerState::ReadingHeaders);
             }
             OwnedEvent::Abort => {
                 conn.end_request();
@@ -140,9 +214,27 @@ fn serve_connection(
     }
 }
 
-fn run_request(ctx: &mut RunContext<'_>, io: &mut Exchange<'_>) {
+/// Runs one request; returns its peak memory.
+fn run_request(ctx: &mut RunContext<'_>, io: &mut Exchange<'_>) -> u64 {
     let env = &mut *ctx.env;
     let resolved = cgi::resolve(env, ctx.paths);
+    let uri = resolved
+        .request_uri
+        .as_deref()
+        .or_else(|| env.get(b"REQUEST_URI"))
+        .unwrap_or_default();
+    let uri = uri.split(|&c| c == b'?').next().unwrap_or_default();
+    ctx.report.slot.begin_request(&RequestInfo {
+        method: env.get(b"REQUEST_METHOD").unwrap_or_default(),
+        uri,
+        query: env.get(b"QUERY_STRING").unwrap_or_default(),
+        script: resolved.script_filename.as_deref().unwrap_or_default(),
+        content_length: env
+            .get(b"CONTENT_LENGTH")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0),
+    });
     let denied = resolved
         .script_filename
         .as_deref()
@@ -187,6 +279,7 @@ fn run_request(ctx: &mut RunContext<'_>, io: &mut Exchange<'_>) {
         fix_pathinfo: ctx.paths.fix_pathinfo,
         access_denied: denied,
     };
+    ctx.report.slot.set_state(WorkerState::Running);
     match ctx.engine.run(&script, io) {
         Ok(outcome) => {
             if script.script_filename.is_none() && script.request_method.is_some() {
@@ -202,10 +295,12 @@ fn run_request(ctx: &mut RunContext<'_>, io: &mut Exchange<'_>) {
                 logging::log(Level::Error, &format!("[pool {}] {msg}", ctx.settings.pool));
                 io.stderr_message(b"", msg.as_bytes());
             }
+            outcome.peak_memory as u64
         }
         Err(e) => {
             logging::log(Level::Error, &format!("[pool {}] {e}", ctx.settings.pool));
             let _ = io.write(b"Status: 500 Internal Server Error\r\nContent-type: text/html; charset=UTF-8\r\n\r\n");
+            0
         }
     }
 }

@@ -13,6 +13,10 @@ use crate::fastcgi::{
     ProtocolStatus, RecordType, HEADER_LEN, MAX_CONTENT_LEN,
 };
 use crate::php::RequestIo;
+use crate::scoreboard::Slot;
+
+use super::inflight;
+use std::sync::atomic::Ordering;
 
 /// Room for the largest record (header, 65535 content bytes, 255 padding) and then some.
 const READ_BUF: usize = 2 * (HEADER_LEN + MAX_CONTENT_LEN + 255);
@@ -43,17 +47,19 @@ pub struct Transport {
     pub out: Vec<u8>,
 }
 
+/// Reads once; EINTR comes back to the caller, who may have been told to stop.
 fn read_fd(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(fd), buf) {
-            Ok(n) => return Ok(n),
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+    nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(fd), buf).map_err(io::Error::from)
 }
 
-fn write_all_fd(fd: &OwnedFd, mut data: &[u8]) -> io::Result<()> {
+fn write_all_fd(fd: &OwnedFd, data: &[u8]) -> io::Result<()> {
+    inflight::IN_WRITE.store(true, Ordering::Relaxed);
+    let r = write_all_fd_inner(fd, data);
+    inflight::IN_WRITE.store(false, Ordering::Relaxed);
+    r
+}
+
+fn write_all_fd_inner(fd: &OwnedFd, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
         match nix::unistd::write(fd.as_fd(), data) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -90,6 +96,11 @@ impl Transport {
         let n = read_fd(&self.fd, &mut self.buf[self.end..])?;
         self.end += n;
         Ok(n > 0)
+    }
+
+    /// Whether the connection sits between requests with nothing of the next one read.
+    fn between_requests(&self, conn: &Connection) -> bool {
+        self.start == self.end && conn.request_id().is_none()
     }
 
     /// Next event from the connection, reading as needed. `None` on a clean EOF
@@ -131,16 +142,26 @@ impl Transport {
                     }
                     return Ok(Some((owned, range)));
                 }
-                None => {
-                    if !self.fill()? {
-                        if self.start == self.end && conn.request_id().is_none() {
+                None => match self.fill() {
+                    Ok(true) => {}
+                    Ok(false) if self.between_requests(conn) => return Ok(None),
+                    Ok(false) => return Err(StreamError::Truncated),
+                    // told to stop while a kept connection waits for its next request:
+                    // close it now rather than when the web server sends one more
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                        if super::STOP.load(Ordering::Relaxed) && self.between_requests(conn) {
                             return Ok(None);
                         }
-                        return Err(StreamError::Truncated);
                     }
-                }
+                    Err(e) => return Err(e.into()),
+                },
             }
         }
+    }
+
+    /// The connection's descriptor (for the SIGTERM handler's last answer).
+    pub fn raw_fd(&self) -> i32 {
+        std::os::fd::AsRawFd::as_raw_fd(&self.fd)
     }
 
     /// Bytes of the internal buffer (for `Stdin` ranges).
@@ -207,6 +228,8 @@ pub struct Exchange<'a> {
     pub stderr_to_client: bool,
     /// Response bytes taken from PHP.
     pub bytes_out: u64,
+    /// The worker's scoreboard slot, told when the script finishes the request early.
+    pub slot: Option<&'a Slot>,
 }
 
 impl<'a> Exchange<'a> {
@@ -226,6 +249,7 @@ impl<'a> Exchange<'a> {
             stderr_started: false,
             stderr_to_client: true,
             bytes_out: 0,
+            slot: None,
         }
     }
 
@@ -248,6 +272,8 @@ impl<'a> Exchange<'a> {
         }
         if self.transport.send().is_err() {
             self.client_gone = true;
+        } else {
+            inflight::RESPONSE_STARTED.store(true, Ordering::Relaxed);
         }
         !self.client_gone
     }
@@ -381,6 +407,9 @@ impl RequestIo for Exchange<'_> {
 
     fn finish_request(&mut self) -> bool {
         let ended = self.end();
+        if let Some(slot) = self.slot {
+            slot.mark_finished_early();
+        }
         if ended && !self.conn.keep_conn() {
             self.transport.shutdown();
         }
