@@ -361,6 +361,17 @@ impl Master {
 
     /// Forks one worker of pool `i`. Returns `None` in the child after it served.
     fn spawn(&mut self, i: usize) -> Option<()> {
+        self.spawn_as(i, false)
+    }
+
+    /// Replaces a worker that failed: limited per second, so a worker that dies
+    /// right after start does not turn into a fork storm. Planned forks (start,
+    /// max_requests, pool growth) are not limited.
+    fn respawn(&mut self, i: usize) -> Option<()> {
+        self.spawn_as(i, true)
+    }
+
+    fn spawn_as(&mut self, i: usize, throttled: bool) -> Option<()> {
         if self.state != State::Running {
             return Some(());
         }
@@ -380,8 +391,7 @@ impl Master {
         if now.duration_since(pool.spawned_this_second.0) >= Duration::from_secs(1) {
             pool.spawned_this_second = (now, 0);
         }
-        if pool.spawned_this_second.1 >= pool.config.pm_max_children.max(8) {
-            // a worker that dies right after start must not turn into a fork storm
+        if throttled && pool.spawned_this_second.1 >= pool.config.pm_max_children.max(8) {
             return Some(());
         }
         let Some(slot) = pool.free_slots.pop() else {
@@ -705,6 +715,12 @@ impl Master {
             if pool.live() < pool.config.pm_max_children && self.spawn(pi).is_none() {
                 std::process::exit(0);
             }
+            // the replacement exists: the retiring worker may leave after its request
+            if let Some(c) = self.pools[pi].children.get(&pid) {
+                if let Some(slot) = c.board.slot(c.slot) {
+                    slot.request_quit();
+                }
+            }
         }
     }
 
@@ -778,7 +794,8 @@ impl Master {
                 continue;
             }
             // a SIGQUIT that landed just before accept() was entered is lost: repeat it
-            if c.quit_sent.is_none_or(|t| now.duration_since(t) >= TICK) && c.signal_is_harmless() {
+            if c.quit_sent.map_or(true, |t| now.duration_since(t) >= TICK) && c.signal_is_harmless()
+            {
                 let _ = kill(*pid, Signal::SIGQUIT);
                 c.quit_sent = Some(now);
             }
@@ -1136,8 +1153,15 @@ impl Master {
                 // trims it later if it is not needed
                 PmStyle::Dynamic | PmStyle::OnDemand => pool.live() < pool.config.pm_max_children,
             };
-            if respawn && self.spawn(pi).is_none() {
-                std::process::exit(0);
+            if respawn {
+                let again = if clean {
+                    self.spawn(pi)
+                } else {
+                    self.respawn(pi)
+                };
+                if again.is_none() {
+                    std::process::exit(0);
+                }
             }
         }
     }

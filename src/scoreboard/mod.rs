@@ -374,7 +374,7 @@ impl Slot {
 pub struct Scoreboard {
     fd: OwnedFd,
     base: NonNull<u8>,
-    len: usize,
+    map_len: usize,
     slots: usize,
 }
 
@@ -444,7 +444,7 @@ impl Scoreboard {
         Ok(Scoreboard {
             fd,
             base: ptr.cast(),
-            len,
+            map_len: len,
             slots,
         })
     }
@@ -478,7 +478,7 @@ impl Scoreboard {
             return None;
         }
         let off = std::mem::size_of::<Header>() + i * std::mem::size_of::<Slot>();
-        // SAFETY: `off + size_of::<Slot>() <= len` since i < slots; Header and Slot
+        // SAFETY: `off + size_of::<Slot>() <= map_len` since i < slots; Header and Slot
         // sizes are multiples of 8 so the slot is aligned; the memory is atomics only
         // (see header()) and outlives the returned reference.
         Some(unsafe { &*(self.base.as_ptr().add(off) as *const Slot) })
@@ -492,9 +492,9 @@ impl Scoreboard {
 
 impl Drop for Scoreboard {
     fn drop(&mut self) {
-        // SAFETY: `base`/`len` are exactly what mmap returned; references into the
+        // SAFETY: `base`/`map_len` are exactly what mmap returned; references into the
         // mapping borrow `self`, so none outlive this call.
-        let _ = unsafe { munmap(self.base.cast(), self.len) };
+        let _ = unsafe { munmap(self.base.cast(), self.map_len) };
     }
 }
 

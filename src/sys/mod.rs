@@ -99,6 +99,10 @@ pub fn worker_signals() -> nix::Result<()> {
             sigaction(s, &dfl)?;
         }
         sigaction(Signal::SIGPIPE, &ign)?;
+        // Rust's runtime catches SIGSEGV/SIGBUS to report stack overflows; a worker
+        // that faults must die of the signal, so the master sees the crash
+        sigaction(Signal::SIGSEGV, &dfl)?;
+        sigaction(Signal::SIGBUS, &dfl)?;
     }
     Ok(())
 }

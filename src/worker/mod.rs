@@ -56,6 +56,25 @@ impl Reporting<'_> {
             let _ = nix::unistd::write(fd, &std::process::id().to_le_bytes());
         }
     }
+
+    /// After its last request a worker stays until the master has forked its
+    /// replacement (the master then sets the quit flag), so the pool never has
+    /// fewer workers than configured; bounded, should the master be busy.
+    fn wait_for_replacement(&self) {
+        if self.notices.is_none() {
+            return;
+        }
+        report_wait(self.slot);
+    }
+}
+
+fn report_wait(slot: &Slot) {
+    for _ in 0..500 {
+        if slot.quit_requested() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 /// CPU time (user + system) of this process in µs.
@@ -123,6 +142,7 @@ pub fn serve(
             ),
         }
         if settings.max_requests > 0 && served >= settings.max_requests {
+            report.wait_for_replacement();
             break;
         }
     }
@@ -198,6 +218,7 @@ fn serve_connection(
                     return Err(e);
                 }
                 conn.end_request();
+                transport.kept = true;
                 if should_stop(ctx.report.slot)
                     || ctx.settings.max_requests > 0 && *served >= ctx.settings.max_requests
                 {

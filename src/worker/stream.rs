@@ -45,6 +45,8 @@ pub struct Transport {
     end: usize,
     /// Encoded bytes waiting to be written.
     pub out: Vec<u8>,
+    /// At least one request was answered on this connection (it is being kept).
+    pub kept: bool,
 }
 
 /// Reads once; EINTR comes back to the caller, who may have been told to stop.
@@ -80,6 +82,7 @@ impl Transport {
             start: 0,
             end: 0,
             out: Vec::with_capacity(16 * 1024),
+            kept: false,
         }
     }
 
@@ -101,6 +104,13 @@ impl Transport {
     /// Whether the connection sits between requests with nothing of the next one read.
     fn between_requests(&self, conn: &Connection) -> bool {
         self.start == self.end && conn.request_id().is_none()
+    }
+
+    /// Whether a stop may close this connection now: it was kept after an answered
+    /// request and nothing of the next one arrived. A fresh connection is always
+    /// served: the web server already sent, or is sending, its request.
+    fn may_close_for_stop(&self, conn: &Connection) -> bool {
+        self.kept && self.between_requests(conn)
     }
 
     /// Next event from the connection, reading as needed. `None` on a clean EOF
@@ -149,7 +159,7 @@ impl Transport {
                     // told to stop while a kept connection waits for its next request:
                     // close it now rather than when the web server sends one more
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                        if super::STOP.load(Ordering::Relaxed) && self.between_requests(conn) {
+                        if super::STOP.load(Ordering::Relaxed) && self.may_close_for_stop(conn) {
                             return Ok(None);
                         }
                     }
