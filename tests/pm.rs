@@ -542,3 +542,109 @@ fn reload_applies_the_new_configuration() {
     let r = server.get("limit.php", "").expect("request");
     assert_eq!(body_ok(&r).0, "96M");
 }
+
+#[test]
+fn reload_resets_the_opcode_cache() {
+    let server = start(
+        // file_update_protection would keep a file written a moment ago out of the cache
+        "pm = static\npm.max_children = 1\nphp_admin_value[opcache.validate_timestamps] = 0\nphp_admin_value[opcache.file_update_protection] = 0",
+    );
+    let script = server.script("cached.php");
+    std::fs::write(&script, "<?php echo 'one';").expect("script");
+    assert_eq!(
+        body_ok(&server.get("cached.php", "").expect("request")).0,
+        "one"
+    );
+    std::fs::write(&script, "<?php echo 'two';").expect("script");
+    // without timestamp checks the cached script keeps being served...
+    assert_eq!(
+        body_ok(&server.get("cached.php", "").expect("request")).0,
+        "one"
+    );
+    server.signal(Signal::SIGUSR2);
+    wait_for(Duration::from_secs(10), "the new generation", || {
+        count(&server.log(), "ready to handle connections") == 2
+    });
+    wait_for(Duration::from_secs(10), "the new script", || {
+        server
+            .get("cached.php", "")
+            .is_ok_and(|r| body_ok(&r).0 == "two")
+    });
+}
+
+#[test]
+fn process_limits_priority_and_process_max_apply_to_workers() {
+    let server = start_with(
+        "pm = static\npm.max_children = 4\nprocess.priority = 7\nrlimit_files = 1234",
+        "process.max = 2",
+    );
+    wait_for(Duration::from_secs(5), "two workers", || {
+        server.workers().len() == 2
+    });
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(server.workers().len(), 2, "process.max caps the pool");
+    assert_eq!(
+        count(&server.log(), "WARNING: The maximum number of processes has been reached. Please review your configuration and consider raising 'process.max'"),
+        1,
+        "{}",
+        server.log()
+    );
+    for pid in server.workers() {
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+        assert!(
+            limits
+                .lines()
+                .any(|l| l.starts_with("Max open files") && l.contains(" 1234 ")),
+            "{limits}"
+        );
+        assert!(
+            limits
+                .lines()
+                .any(|l| l.starts_with("Max core file size")
+                    && l.split_whitespace().nth(4) == Some("0")),
+            "rlimit_core = 0: {limits}"
+        );
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+        let nice = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.split_whitespace().nth(16))
+            .expect("nice field");
+        assert_eq!(nice, "7", "process.priority");
+    }
+}
+
+#[test]
+fn track_finished_decides_whether_work_after_fastcgi_finish_request_is_bounded() {
+    let script = "<?php echo 'sent'; fastcgi_finish_request(); sleep(4); file_put_contents(__DIR__ . '/after', 'done');";
+    for track in ["no", "yes"] {
+        let server = start(&format!(
+            "pm = static\npm.max_children = 1\nrequest_terminate_timeout = 2s\nrequest_terminate_timeout_track_finished = {track}"
+        ));
+        std::fs::write(server.script("finish.php"), script).expect("script");
+        let t0 = Instant::now();
+        let r = server.get("finish.php", "").expect("answered");
+        assert_eq!(body_ok(&r).0, "sent");
+        assert!(t0.elapsed() < Duration::from_secs(1), "answered at once");
+        if track == "no" {
+            wait_for(
+                Duration::from_secs(8),
+                "the background work to finish",
+                || server.script("after").exists(),
+            );
+            assert!(
+                !server.log().contains("execution timed out"),
+                "{}",
+                server.log()
+            );
+        } else {
+            wait_for(Duration::from_secs(6), "the timeout", || {
+                server.log().contains("execution timed out")
+            });
+            std::thread::sleep(Duration::from_millis(2500));
+            assert!(
+                !server.script("after").exists(),
+                "the work was ended at 2 s"
+            );
+        }
+    }
+}
