@@ -648,3 +648,42 @@ fn track_finished_decides_whether_work_after_fastcgi_finish_request_is_bounded()
         }
     }
 }
+
+#[test]
+fn a_kept_connection_waiting_for_its_next_request_is_not_timed_out() {
+    use php_fpm_rs::fastcgi::client::{RequestBuilder, ResponseDecoder};
+    use std::io::{Read, Write};
+    let server = start("pm = static\npm.max_children = 1\nrequest_terminate_timeout = 1s");
+    let mut conn = std::os::unix::net::UnixStream::connect(&server.sock).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let script = server.script("hello.php");
+    let mut ask = |conn: &mut std::os::unix::net::UnixStream| {
+        let mut out = Vec::new();
+        RequestBuilder::new(1, true)
+            .param("SCRIPT_FILENAME", script.to_string_lossy().as_bytes())
+            .param("REQUEST_METHOD", "GET")
+            .encode(&mut out);
+        conn.write_all(&out).expect("send");
+        let mut dec = ResponseDecoder::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = conn.read(&mut buf).expect("read");
+            assert!(n > 0, "the kept connection was closed");
+            if let Some(r) = dec.push(&buf[..n]).expect("valid") {
+                return body_ok(&r);
+            }
+        }
+    };
+    let (first, ok) = ask(&mut conn);
+    assert!(ok, "{first}");
+    // php-fpm would end this worker after 1 s of waiting for the web server
+    std::thread::sleep(Duration::from_millis(2500));
+    let (second, ok) = ask(&mut conn);
+    assert!(ok);
+    assert_eq!(
+        first, second,
+        "the same worker answers on the kept connection"
+    );
+    assert!(!server.log().contains("timed out"), "{}", server.log());
+}

@@ -46,6 +46,9 @@ pub struct Child {
     pub board: Rc<Scoreboard>,
     /// Its slot there.
     pub slot: usize,
+    /// The slot was given to another worker: this one had reached `Ending` and
+    /// writes nothing more, only its process exit is pending.
+    pub slot_released: bool,
     /// When it was forked (for "after N seconds from start").
     pub started: Instant,
     /// Read ends of its stdout, stderr and log pipes.
@@ -80,6 +83,7 @@ impl Child {
             pool,
             board,
             slot,
+            slot_released: false,
             started,
             pipes,
             partial: Default::default(),
@@ -93,16 +97,25 @@ impl Child {
         }
     }
 
-    /// Its scoreboard state.
+    /// Its scoreboard slot, while it holds one.
+    pub fn slot_ref(&self) -> Option<&crate::scoreboard::Slot> {
+        if self.slot_released {
+            return None;
+        }
+        self.board.slot(self.slot)
+    }
+
+    /// Its scoreboard state (`Ending` once its slot was released).
     pub fn state(&self) -> WorkerState {
-        self.board
-            .slot(self.slot)
-            .map_or(WorkerState::Free, |s| s.state())
+        if self.slot_released {
+            return WorkerState::Ending;
+        }
+        self.slot_ref().map_or(WorkerState::Free, |s| s.state())
     }
 
     /// A copy of its slot.
     pub fn snapshot(&self) -> Option<SlotSnapshot> {
-        self.board.slot(self.slot).map(|s| s.snapshot())
+        self.slot_ref().map(|s| s.snapshot())
     }
 
     /// Whether the master counts it toward the pool's size.
@@ -122,7 +135,7 @@ impl Child {
     /// Asks it to leave after its current request: a flag it reads between requests,
     /// plus SIGQUIT only while it waits, so a running script is never interrupted.
     pub fn ask_to_quit(&mut self, pid: Pid, now: Instant) {
-        if let Some(slot) = self.board.slot(self.slot) {
+        if let Some(slot) = self.slot_ref() {
             slot.request_quit();
         }
         self.leaving_since.get_or_insert(now);

@@ -384,6 +384,19 @@ impl Master {
             return Some(());
         }
         self.warned_process_max = false;
+        if self.pools[i].free_slots.is_empty() {
+            // every slot may be held by retired workers on their way out (a burst
+            // of max_requests recycling): reap the ones gone, and take back the
+            // slots of those past their last write
+            self.reap();
+            let pool = &mut self.pools[i];
+            for c in pool.children.values_mut() {
+                if !c.slot_released && c.state() == WorkerState::Ending {
+                    c.slot_released = true;
+                    pool.free_slots.push(c.slot);
+                }
+            }
+        }
         self.spawn_seq += 1;
         let seed = (u64::from(std::process::id()) << 32) ^ self.spawn_seq ^ scoreboard::now_us();
         let pool = &mut self.pools[i];
@@ -636,23 +649,23 @@ impl Master {
             .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
             .collect();
         drop(pfds);
-        let mut signals_ready = false;
+        // signals first: reaping frees the scoreboard slots the forks below need
+        if ready[0] {
+            while let Ok(Some(info)) = self.signals.read_signal() {
+                if let Some(status) = self.on_signal(info.ssi_signo as i32) {
+                    return Some(status);
+                }
+            }
+        }
         for (src, ready) in srcs.into_iter().zip(ready) {
             if !ready {
                 continue;
             }
             match src {
-                Src::Signals => signals_ready = true,
+                Src::Signals => {}
                 Src::Epoll => self.on_ondemand_events(),
                 Src::Notices(pi) => self.on_notices(pi),
                 Src::Pipe(pid, stream) => self.relay(pid, stream),
-            }
-        }
-        if signals_ready {
-            while let Ok(Some(info)) = self.signals.read_signal() {
-                if let Some(status) = self.on_signal(info.ssi_signo as i32) {
-                    return Some(status);
-                }
             }
         }
         let now = Instant::now();
@@ -717,7 +730,7 @@ impl Master {
             }
             // the replacement exists: the retiring worker may leave after its request
             if let Some(c) = self.pools[pi].children.get(&pid) {
-                if let Some(slot) = c.board.slot(c.slot) {
+                if let Some(slot) = c.slot_ref() {
                     slot.request_quit();
                 }
             }
@@ -1092,11 +1105,11 @@ impl Master {
             return;
         };
         let snap = child.snapshot();
-        if let Some(s) = child.board.slot(child.slot) {
+        if let Some(s) = child.slot_ref() {
             s.free();
-        }
-        if let Some(pi) = pool_index {
-            self.pools[pi].free_slots.push(child.slot);
+            if let Some(pi) = pool_index {
+                self.pools[pi].free_slots.push(child.slot);
+            }
         }
         let t = child.started.elapsed();
         let (secs, micros) = (t.as_secs(), t.subsec_micros());
@@ -1262,7 +1275,7 @@ impl Master {
                 pid: pid.as_raw(),
                 pool: c.pool.clone(),
                 board: id,
-                slot: c.slot,
+                slot: if c.slot_released { usize::MAX } else { c.slot },
                 pipes: [fd(0), fd(1), fd(2)],
                 age: c.started.elapsed(),
                 terminate_timeout: c.terminate_timeout,

@@ -180,7 +180,12 @@ fn serve_connection(
             return Ok(());
         };
         match event {
-            OwnedEvent::Begin { request_id: id, .. } => request_id = Some(id),
+            OwnedEvent::Begin { request_id: id, .. } => {
+                request_id = Some(id);
+                if ctx.report.slot.state() == WorkerState::Idle {
+                    ctx.report.slot.set_state(WorkerState::ReadingHeaders);
+                }
+            }
             OwnedEvent::Params(params) => {
                 let id = request_id.take().unwrap_or(1);
                 ctx.env.clear();
@@ -224,7 +229,9 @@ fn serve_connection(
                 {
                     return Ok(());
                 }
-                ctx.report.slot.set_state(WorkerState::ReadingHeaders);
+                // waiting on a kept connection is idleness, not a slow request:
+                // request_terminate_timeout must not end it
+                ctx.report.slot.set_state(WorkerState::Idle);
             }
             OwnedEvent::Abort => {
                 conn.end_request();
