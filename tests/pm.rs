@@ -658,7 +658,7 @@ fn a_kept_connection_waiting_for_its_next_request_is_not_timed_out() {
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     let script = server.script("hello.php");
-    let mut ask = |conn: &mut std::os::unix::net::UnixStream| {
+    let ask = |conn: &mut std::os::unix::net::UnixStream| {
         let mut out = Vec::new();
         RequestBuilder::new(1, true)
             .param("SCRIPT_FILENAME", script.to_string_lossy().as_bytes())
