@@ -12,11 +12,14 @@ pub mod child;
 pub mod handoff;
 pub mod listen;
 pub mod policy;
+pub mod pool;
+pub mod reload;
+
+pub use pool::Pool;
+pub use reload::{inherited_children, ReloadSpec};
 
 use std::collections::HashMap;
-use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -26,18 +29,16 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{Gid, Pid, Uid};
+use nix::unistd::Pid;
 
-use crate::config::{GlobalConfig, PmStyle, PoolConfig, Rlimit};
+use crate::config::{GlobalConfig, PmStyle, Rlimit};
 use crate::logging::{self, Level};
 use crate::php::Engine;
-use crate::scoreboard::{self, Scoreboard, WorkerState};
+use crate::scoreboard::{self, WorkerState};
 use crate::sys::{self, Forked};
-use crate::worker::{self, Reporting, WorkerSettings};
+use crate::worker::{self, Reporting};
 use child::{describe_exit, request_line, Child, Leaving, Stream};
-use handoff::{ChildRecord, Handoff, SocketRecord};
-use listen::Listener;
-use policy::{DynamicBounds, DynamicStep, FaultWindow, SpawnRate};
+use policy::{DynamicBounds, DynamicStep, FaultWindow};
 
 /// Idle server maintenance runs once a second, as in php-fpm.
 const TICK: Duration = Duration::from_secs(1);
@@ -46,127 +47,6 @@ const TICK: Duration = Duration::from_secs(1);
 const ONDEMAND_RECHECK: Duration = Duration::from_millis(10);
 /// A worker sent SIGTERM gets this long before SIGKILL.
 const KILL_AFTER: Duration = Duration::from_secs(1);
-
-/// One pool as the master runs it.
-pub struct Pool {
-    /// The validated pool section.
-    pub config: PoolConfig,
-    /// Its listening socket.
-    pub listener: Listener,
-    /// The user and group workers drop to, when the master is root.
-    pub credentials: Option<(String, Uid, Gid)>,
-    board: Rc<Scoreboard>,
-    free_slots: Vec<usize>,
-    children: HashMap<Pid, Child>,
-    /// Workers write their pid here when they start their last request.
-    notices: (OwnedFd, OwnedFd),
-    rate: SpawnRate,
-    warned_max_children: bool,
-    spawned_this_second: (Instant, u32),
-    ondemand_recheck: Option<Instant>,
-}
-
-impl Pool {
-    /// A pool ready to be started by [`Master::run`], with its scoreboard (two slots
-    /// per child: a retiring worker keeps its slot while its replacement starts).
-    ///
-    /// # Errors
-    /// When the scoreboard or the notice pipe cannot be created.
-    pub fn new(
-        config: PoolConfig,
-        listener: Listener,
-        credentials: Option<(String, Uid, Gid)>,
-    ) -> Result<Self> {
-        let slots = 2 * config.pm_max_children.max(1) as usize;
-        let board = Scoreboard::create(slots)
-            .with_context(|| format!("[pool {}] creating the scoreboard", config.name))?;
-        let (r, w) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
-                .with_context(|| format!("[pool {}] creating the notice pipe", config.name))?;
-        Ok(Pool {
-            config,
-            listener,
-            credentials,
-            board: Rc::new(board),
-            free_slots: (0..slots).rev().collect(),
-            children: HashMap::new(),
-            notices: (r, w),
-            rate: SpawnRate::default(),
-            warned_max_children: false,
-            spawned_this_second: (Instant::now(), 0),
-            ondemand_recheck: None,
-        })
-    }
-
-    fn name(&self) -> &str {
-        &self.config.name
-    }
-
-    /// Workers that count toward the pool's size (not leaving).
-    fn live(&self) -> u32 {
-        self.children.values().filter(|c| c.counts()).count() as u32
-    }
-
-    /// Counted workers waiting in accept().
-    fn idle(&self) -> u32 {
-        self.children
-            .values()
-            .filter(|c| c.counts() && c.state() == WorkerState::Idle)
-            .count() as u32
-    }
-
-    fn settings(&self, max_requests: u64) -> WorkerSettings {
-        WorkerSettings {
-            pool: self.config.name.clone(),
-            limit_extensions: self.config.security_limit_extensions.clone(),
-            max_requests,
-            limits: crate::fastcgi::Limits {
-                max_conns: self.config.pm_max_children,
-                max_reqs: self.config.pm_max_children,
-                ..crate::fastcgi::Limits::default()
-            },
-            terminate_timeout_us: self.config.request_terminate_timeout.as_micros() as u64,
-        }
-    }
-
-    fn warn_max_children(&mut self, ondemand: bool) {
-        if self.warned_max_children {
-            return;
-        }
-        self.warned_max_children = true;
-        self.board
-            .header()
-            .max_children_reached
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        // php-fpm words it differently for ondemand pools; keep both as they are
-        let what = if ondemand {
-            "max_children"
-        } else {
-            "pm.max_children"
-        };
-        logging::log(
-            Level::Warning,
-            &format!(
-                "[pool {}] server reached {what} setting ({}), consider raising it",
-                self.config.name, self.config.pm_max_children
-            ),
-        );
-    }
-}
-
-/// How to reload: the executable and arguments to run again, and a check of the new
-/// configuration made before anything is stopped.
-pub struct ReloadSpec {
-    /// The binary, as started (a package upgrade replaces the file: reload runs the new one).
-    pub exe: PathBuf,
-    /// argv, including argv[0].
-    pub argv: Vec<OsString>,
-    /// Loads and validates the configuration as the next image will; the messages
-    /// of a refusal.
-    pub preflight: Box<dyn Fn() -> std::result::Result<(), Vec<String>>>,
-    /// Reloads before this image.
-    pub generation: u64,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -349,6 +229,21 @@ impl Master {
                 None => continue,
             }
         }
+    }
+
+    /// Every worker: the pools' current generations and the one a reload replaced.
+    fn every_child(&self) -> impl Iterator<Item = (&Pid, &Child)> {
+        self.pools
+            .iter()
+            .flat_map(|p| p.children.iter())
+            .chain(self.draining.iter())
+    }
+
+    fn every_child_mut(&mut self) -> impl Iterator<Item = (&Pid, &mut Child)> {
+        self.pools
+            .iter_mut()
+            .flat_map(|p| p.children.iter_mut())
+            .chain(self.draining.iter_mut())
     }
 
     fn all_children(&self) -> usize {
@@ -623,12 +518,7 @@ impl Master {
             pfds.push(PollFd::new(pool.notices.0.as_fd(), PollFlags::POLLIN));
             srcs.push(Src::Notices(pi));
         }
-        let children = self
-            .pools
-            .iter()
-            .flat_map(|p| p.children.iter())
-            .chain(self.draining.iter());
-        for (pid, child) in children {
+        for (pid, child) in self.every_child() {
             for (k, stream) in [Stream::Stdout, Stream::Stderr, Stream::Log]
                 .into_iter()
                 .enumerate()
@@ -797,12 +687,7 @@ impl Master {
             }
         }
         let pct = self.global.process_control_timeout;
-        let all = self
-            .pools
-            .iter_mut()
-            .flat_map(|p| p.children.iter_mut())
-            .chain(self.draining.iter_mut());
-        for (pid, c) in all {
+        for (pid, c) in self.every_child_mut() {
             if c.leaving == Leaving::No || c.term_sent.is_some() {
                 continue;
             }
@@ -908,12 +793,7 @@ impl Master {
     /// (it answers 504 if nothing was sent yet), SIGKILL a second later.
     fn check_request_timeouts(&mut self, now: Instant) {
         let now_us = scoreboard::now_us();
-        let all = self
-            .pools
-            .iter_mut()
-            .flat_map(|p| p.children.iter_mut())
-            .chain(self.draining.iter_mut());
-        for (pid, c) in all {
+        for (pid, c) in self.every_child_mut() {
             if let Some(t) = c.term_sent {
                 if !c.killed && now.duration_since(t) >= KILL_AFTER {
                     let _ = kill(*pid, Signal::SIGKILL);
@@ -1008,12 +888,7 @@ impl Master {
         for pool in &mut self.pools {
             pool.ondemand_recheck = None;
         }
-        let all = self
-            .pools
-            .iter_mut()
-            .flat_map(|p| p.children.iter_mut())
-            .chain(self.draining.iter_mut());
-        for (pid, c) in all {
+        for (pid, c) in self.every_child_mut() {
             if state == State::Finishing {
                 c.leaving = Leaving::Draining;
                 c.ask_to_quit(*pid, now);
@@ -1179,112 +1054,6 @@ impl Master {
         }
     }
 
-    /// Reload: check the configuration, then re-execute this binary with the
-    /// listening sockets and the current workers handed over. The new image forks
-    /// its workers first, and only then tells these to finish their requests.
-    fn reload(&mut self, why: &str) {
-        if self.state != State::Running {
-            return;
-        }
-        let Some(spec) = &self.reload else {
-            logging::log(
-                Level::Warning,
-                &format!("{why}: reload is not available in this mode; the pool keeps running"),
-            );
-            return;
-        };
-        logging::log(Level::Notice, "Reloading in progress ...");
-        if let Err(problems) = (spec.preflight)() {
-            for p in &problems {
-                logging::log(Level::Error, p);
-            }
-            logging::log(
-                Level::Error,
-                "reload refused: the new configuration is not valid; the running pools keep serving",
-            );
-            return;
-        }
-        let handoff = self.handoff(spec.generation + 1);
-        let keep: Vec<i32> = handoff
-            .sockets
-            .iter()
-            .map(|s| s.fd)
-            .chain(handoff.boards.iter().map(|(_, fd)| *fd))
-            .chain(handoff.children.iter().flat_map(|c| c.pipes))
-            .filter(|fd| *fd >= 0)
-            .collect();
-        for &fd in &keep {
-            let _ = nix::fcntl::fcntl(
-                fd,
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-            );
-        }
-        std::env::set_var(handoff::ENV, handoff.encode());
-        let shown: Vec<String> = spec
-            .argv
-            .iter()
-            .map(|a| format!("\"{}\"", a.to_string_lossy()))
-            .collect();
-        logging::log(
-            Level::Notice,
-            &format!(
-                "reloading: execv(\"{}\", {{{}}})",
-                spec.exe.display(),
-                shown.join(", ")
-            ),
-        );
-        let e = sys::exec(&spec.exe, &spec.argv);
-        std::env::remove_var(handoff::ENV);
-        for &fd in &keep {
-            let _ = nix::fcntl::fcntl(
-                fd,
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-            );
-        }
-        logging::log(
-            Level::Error,
-            &format!("failed to reload: execv() failed: {e}; the running pools keep serving"),
-        );
-    }
-
-    fn handoff(&self, generation: u64) -> Handoff {
-        let mut h = Handoff {
-            generation,
-            ..Handoff::default()
-        };
-        for p in &self.pools {
-            h.sockets.push(SocketRecord {
-                fd: p.listener.fd.as_raw_fd(),
-                key: listen::address_key(&p.config.listen),
-            });
-        }
-        let mut board_ids: HashMap<*const Scoreboard, u32> = HashMap::new();
-        let children = self
-            .pools
-            .iter()
-            .flat_map(|p| p.children.iter())
-            .chain(self.draining.iter());
-        for (pid, c) in children {
-            let next = board_ids.len() as u32;
-            let id = *board_ids.entry(Rc::as_ptr(&c.board)).or_insert_with(|| {
-                h.boards.push((next, c.board.fd().as_raw_fd()));
-                next
-            });
-            let fd = |k: usize| c.pipes[k].as_ref().map_or(-1, |f| f.as_raw_fd());
-            h.children.push(ChildRecord {
-                pid: pid.as_raw(),
-                pool: c.pool.clone(),
-                board: id,
-                slot: if c.slot_released { usize::MAX } else { c.slot },
-                pipes: [fd(0), fd(1), fd(2)],
-                age: c.started.elapsed(),
-                terminate_timeout: c.terminate_timeout,
-                track_finished: c.track_finished,
-            });
-        }
-        h
-    }
-
     fn exit_now(&mut self) -> i32 {
         for pool in &self.pools {
             if let Some(path) = &pool.listener.path {
@@ -1294,41 +1063,4 @@ impl Master {
         logging::log(Level::Notice, "exiting, bye-bye!");
         0
     }
-}
-
-/// Rebuilds the previous generation's children from a handoff, with their
-/// scoreboards and pipes, for [`Master::new`].
-pub fn inherited_children(h: &Handoff, adopted: &mut handoff::Adopted) -> Vec<(Pid, Child)> {
-    let mut boards: HashMap<u32, Rc<Scoreboard>> = HashMap::new();
-    for (id, fd) in adopted.boards.drain() {
-        match Scoreboard::adopt(fd) {
-            Ok(b) => {
-                boards.insert(id, Rc::new(b));
-            }
-            Err(e) => logging::log(
-                Level::Error,
-                &format!("cannot map an inherited scoreboard: {e}"),
-            ),
-        }
-    }
-    let now = Instant::now();
-    let mut out = Vec::new();
-    for r in &h.children {
-        let Some(board) = boards.get(&r.board) else {
-            continue;
-        };
-        let pipes = r.pipes.map(|fd| adopted.pipes.remove(&fd));
-        let mut c = Child::new(
-            r.pool.clone(),
-            Rc::clone(board),
-            r.slot,
-            now.checked_sub(r.age).unwrap_or(now),
-            pipes,
-        );
-        c.terminate_timeout = r.terminate_timeout;
-        c.track_finished = r.track_finished;
-        c.leaving = Leaving::Draining;
-        out.push((Pid::from_raw(r.pid), c));
-    }
-    out
 }

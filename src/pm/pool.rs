@@ -1,0 +1,126 @@
+//! A pool as the master runs it: its socket, its scoreboard, its current workers,
+//! and the counts the pm modes decide on.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::rc::Rc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use nix::unistd::{Gid, Pid, Uid};
+
+use super::child::Child;
+use super::listen::Listener;
+use super::policy::SpawnRate;
+use crate::config::PoolConfig;
+use crate::logging::{self, Level};
+use crate::scoreboard::{Scoreboard, WorkerState};
+use crate::worker::WorkerSettings;
+
+/// One pool as the master runs it.
+pub struct Pool {
+    /// The validated pool section.
+    pub config: PoolConfig,
+    /// Its listening socket.
+    pub listener: Listener,
+    /// The user and group workers drop to, when the master is root.
+    pub credentials: Option<(String, Uid, Gid)>,
+    pub(super) board: Rc<Scoreboard>,
+    pub(super) free_slots: Vec<usize>,
+    pub(super) children: HashMap<Pid, Child>,
+    /// Workers write their pid here when they start their last request.
+    pub(super) notices: (OwnedFd, OwnedFd),
+    pub(super) rate: SpawnRate,
+    pub(super) warned_max_children: bool,
+    pub(super) spawned_this_second: (Instant, u32),
+    pub(super) ondemand_recheck: Option<Instant>,
+}
+
+impl Pool {
+    /// A pool ready to be started by [`Master::run`], with its scoreboard (two slots
+    /// per child: a retiring worker keeps its slot while its replacement starts).
+    ///
+    /// # Errors
+    /// When the scoreboard or the notice pipe cannot be created.
+    pub fn new(
+        config: PoolConfig,
+        listener: Listener,
+        credentials: Option<(String, Uid, Gid)>,
+    ) -> Result<Self> {
+        let slots = 2 * config.pm_max_children.max(1) as usize;
+        let board = Scoreboard::create(slots)
+            .with_context(|| format!("[pool {}] creating the scoreboard", config.name))?;
+        let (r, w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                .with_context(|| format!("[pool {}] creating the notice pipe", config.name))?;
+        Ok(Pool {
+            config,
+            listener,
+            credentials,
+            board: Rc::new(board),
+            free_slots: (0..slots).rev().collect(),
+            children: HashMap::new(),
+            notices: (r, w),
+            rate: SpawnRate::default(),
+            warned_max_children: false,
+            spawned_this_second: (Instant::now(), 0),
+            ondemand_recheck: None,
+        })
+    }
+
+    pub(super) fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Workers that count toward the pool's size (not leaving).
+    pub(super) fn live(&self) -> u32 {
+        self.children.values().filter(|c| c.counts()).count() as u32
+    }
+
+    /// Counted workers waiting in accept().
+    pub(super) fn idle(&self) -> u32 {
+        self.children
+            .values()
+            .filter(|c| c.counts() && c.state() == WorkerState::Idle)
+            .count() as u32
+    }
+
+    pub(super) fn settings(&self, max_requests: u64) -> WorkerSettings {
+        WorkerSettings {
+            pool: self.config.name.clone(),
+            limit_extensions: self.config.security_limit_extensions.clone(),
+            max_requests,
+            limits: crate::fastcgi::Limits {
+                max_conns: self.config.pm_max_children,
+                max_reqs: self.config.pm_max_children,
+                ..crate::fastcgi::Limits::default()
+            },
+            terminate_timeout_us: self.config.request_terminate_timeout.as_micros() as u64,
+        }
+    }
+
+    pub(super) fn warn_max_children(&mut self, ondemand: bool) {
+        if self.warned_max_children {
+            return;
+        }
+        self.warned_max_children = true;
+        self.board
+            .header()
+            .max_children_reached
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // php-fpm words it differently for ondemand pools; keep both as they are
+        let what = if ondemand {
+            "max_children"
+        } else {
+            "pm.max_children"
+        };
+        logging::log(
+            Level::Warning,
+            &format!(
+                "[pool {}] server reached {what} setting ({}), consider raising it",
+                self.config.name, self.config.pm_max_children
+            ),
+        );
+    }
+}
