@@ -9,5 +9,6 @@ pub mod logging;
 pub mod php;
 pub mod pm;
 pub mod scoreboard;
+pub mod status;
 pub mod sys;
 pub mod worker;

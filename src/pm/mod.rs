@@ -464,6 +464,7 @@ impl Master {
         let report = Reporting {
             slot: my_slot,
             header: pool.board.header(),
+            board: &pool.board,
             notices: pool.notices.1.try_clone().ok(),
         };
         let listener = pool.listener.fd.as_raw_fd();
@@ -679,6 +680,17 @@ impl Master {
     /// reminders to workers asked to quit, and the drain deadline of a previous
     /// generation.
     fn maintenance(&mut self, now: Instant) {
+        for pool in &self.pools {
+            let active = pool
+                .board
+                .slots()
+                .filter(|s| s.state().in_request())
+                .count() as u64;
+            pool.board
+                .header()
+                .max_active
+                .fetch_max(active, std::sync::atomic::Ordering::Relaxed);
+        }
         if self.state == State::Running {
             for pi in 0..self.pools.len() {
                 if self.maintain_pool(pi, now).is_none() {

@@ -97,6 +97,16 @@ impl Pool {
                 ..crate::fastcgi::Limits::default()
             },
             terminate_timeout_us: self.config.request_terminate_timeout.as_micros() as u64,
+            pages: crate::worker::Pages {
+                status_path: self.config.pm_status_path.clone(),
+                ping_path: self.config.ping_path.clone(),
+                ping_response: self.config.ping_response.clone().unwrap_or_default(),
+                process_manager: match self.config.pm {
+                    crate::config::PmStyle::Static => "static",
+                    crate::config::PmStyle::Dynamic => "dynamic",
+                    crate::config::PmStyle::OnDemand => "ondemand",
+                },
+            },
         }
     }
 

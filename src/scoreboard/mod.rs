@@ -20,7 +20,7 @@ use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 
 const MAGIC: u64 = 0x7068_7066_706d_7273; // "phpfpmrs"
-const LAYOUT_VERSION: u64 = 1;
+const LAYOUT_VERSION: u64 = 2;
 
 /// Bytes kept of each request field (longer values are cut, as php-fpm does).
 pub const METHOD_LEN: usize = 16;
@@ -104,6 +104,10 @@ pub struct Header {
     pub max_children_reached: AtomicU64,
     /// Requests ended by `request_terminate_timeout`.
     pub terminated_requests: AtomicU64,
+    /// Unix time the generation started (the status page's "start time").
+    pub start_unix: AtomicU64,
+    /// Most workers busy at once, as the master counts them each second.
+    pub max_active: AtomicU64,
 }
 
 /// One worker's slot.
@@ -395,6 +399,7 @@ impl Scoreboard {
         let h = board.header();
         h.magic.store(MAGIC, Ordering::Relaxed);
         h.version.store(LAYOUT_VERSION, Ordering::Relaxed);
+        h.start_unix.store(wall_us() / 1_000_000, Ordering::Relaxed);
         h.slots.store(slots as u64, Ordering::Release);
         Ok(board)
     }

@@ -15,7 +15,8 @@ use crate::cgi::{self, Env, PathSettings};
 use crate::fastcgi::{Connection, Limits};
 use crate::logging::{self, Level};
 use crate::php::{Engine, RequestIo, Script};
-use crate::scoreboard::{self, Header, RequestInfo, Slot, WorkerState};
+use crate::scoreboard::{self, Header, RequestInfo, Scoreboard, Slot, WorkerState};
+use crate::status;
 use crate::sys;
 use stream::{Exchange, OwnedEvent, StreamError, Transport};
 
@@ -36,6 +37,21 @@ pub struct WorkerSettings {
     /// `request_terminate_timeout` in µs, 0 = off (the master enforces it; the
     /// worker only needs it to pick 504 over 503 when it is ended).
     pub terminate_timeout_us: u64,
+    /// The status and ping pages this pool answers itself.
+    pub pages: Pages,
+}
+
+/// `pm.status_path`, `ping.path` and `ping.response`.
+#[derive(Debug, Clone, Default)]
+pub struct Pages {
+    /// `pm.status_path`.
+    pub status_path: Option<String>,
+    /// `ping.path`.
+    pub ping_path: Option<String>,
+    /// `ping.response`.
+    pub ping_response: String,
+    /// `static`, `dynamic` or `ondemand`, for the status page.
+    pub process_manager: &'static str,
 }
 
 /// Where a worker reports: its scoreboard slot, the pool counters, and the pipe on
@@ -45,6 +61,8 @@ pub struct Reporting<'a> {
     pub slot: &'a Slot,
     /// The pool's counters.
     pub header: &'a Header,
+    /// The whole scoreboard, for the status page.
+    pub board: &'a Scoreboard,
     /// Write end of the master's notice pipe.
     pub notices: Option<OwnedFd>,
 }
@@ -252,6 +270,9 @@ fn run_request(ctx: &mut RunContext<'_>, io: &mut Exchange<'_>) -> u64 {
         .or_else(|| env.get(b"REQUEST_URI"))
         .unwrap_or_default();
     let uri = uri.split(|&c| c == b'?').next().unwrap_or_default();
+    if answer_page(ctx.settings, ctx.report, env, io, uri) {
+        return 0;
+    }
     ctx.report.slot.begin_request(&RequestInfo {
         method: env.get(b"REQUEST_METHOD").unwrap_or_default(),
         uri,
@@ -331,4 +352,60 @@ fn run_request(ctx: &mut RunContext<'_>, io: &mut Exchange<'_>) -> u64 {
             0
         }
     }
+}
+
+/// Answers the status or ping page if `uri` (PHP's request_uri: the script name) is
+/// one of them; they never reach PHP, so they work even when every script is slow.
+fn answer_page(
+    settings: &WorkerSettings,
+    report: &Reporting<'_>,
+    env: &Env,
+    io: &mut Exchange<'_>,
+    uri: &[u8],
+) -> bool {
+    let pages = &settings.pages;
+    let is = |p: &Option<String>| p.as_deref().is_some_and(|p| p.as_bytes() == uri);
+    let (ping, status) = (is(&pages.ping_path), is(&pages.status_path));
+    if !ping && !status {
+        return false;
+    }
+    let method = env.get(b"REQUEST_METHOD").unwrap_or_default();
+    let query = env.get(b"QUERY_STRING").unwrap_or_default();
+    report.slot.begin_request(&RequestInfo {
+        method,
+        uri,
+        query,
+        script: b"",
+        content_length: 0,
+    });
+    report.slot.set_state(WorkerState::Running);
+    let (content_type, body) = if ping {
+        ("text/plain;charset=UTF-8", pages.ping_response.clone())
+    } else {
+        let board = report.board;
+        let h = board.header();
+        let now_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let start = h.start_unix.load(Ordering::Relaxed) as i64;
+        let pool = status::PoolStatus {
+            pool: settings.pool.clone(),
+            process_manager: pages.process_manager,
+            start_time: start,
+            start_since: now_unix.saturating_sub(start).max(0) as u64,
+            accepted_conn: h.accepted_conn.load(Ordering::Relaxed),
+            max_active_processes: h.max_active.load(Ordering::Relaxed) as u32,
+            max_children_reached: h.max_children_reached.load(Ordering::Relaxed),
+            ..status::PoolStatus::default()
+        };
+        let slots: Vec<_> = board.slots().map(Slot::snapshot).collect();
+        let (format, full) = status::parse_query(query);
+        status::render(&pool, &slots, format, full, scoreboard::now_us(), now_unix)
+    };
+    let mut head = format!("{}Content-type: {content_type}\r\n\r\n", status::NO_CACHE);
+    if method != b"HEAD" {
+        head.push_str(&body);
+    }
+    io.write(head.as_bytes());
+    true
 }

@@ -1,0 +1,148 @@
+//! The status and ping pages of a pool, answered by a worker from the scoreboard
+//! without running PHP, in php-fpm's formats.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{body_ok, start, wait_for};
+
+fn page(
+    server: &support::Server,
+    path: &str,
+    query: &str,
+    method: &str,
+) -> (Vec<(String, String)>, String) {
+    use php_fpm_rs::fastcgi::client::{RequestBuilder, ResponseDecoder};
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(&server.sock).expect("connect");
+    let mut out = Vec::new();
+    RequestBuilder::new(1, false)
+        .param(
+            "SCRIPT_FILENAME",
+            format!("{}{path}", server.dir.path().display()),
+        )
+        .param("SCRIPT_NAME", path)
+        .param("REQUEST_URI", format!("{path}?{query}"))
+        .param("QUERY_STRING", query)
+        .param("REQUEST_METHOD", method)
+        .encode(&mut out);
+    s.write_all(&out).expect("send");
+    let mut dec = ResponseDecoder::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = s.read(&mut buf).expect("read");
+        assert!(n > 0, "closed before the end");
+        if let Some(r) = dec.push(&buf[..n]).expect("valid") {
+            let (h, b) = r.split_headers();
+            return (h, String::from_utf8_lossy(b).into_owned());
+        }
+    }
+}
+
+fn field<'a>(body: &'a str, name: &str) -> &'a str {
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+}
+
+#[test]
+fn ping_and_status_pages_answer_from_the_scoreboard() {
+    let server = start("pm = static\npm.max_children = 2\npm.status_path = /status\nping.path = /ping\nping.response = alive");
+    let (headers, body) = page(&server, "/ping", "", "GET");
+    assert_eq!(body, "alive");
+    assert!(headers.contains(&(
+        "Cache-Control".into(),
+        "no-cache, no-store, must-revalidate, max-age=0".into()
+    )));
+    let (_, body) = page(&server, "/ping", "", "HEAD");
+    assert_eq!(body, "", "HEAD gets headers only");
+    for _ in 0..3 {
+        assert!(body_ok(&server.get("hello.php", "").expect("request")).1);
+    }
+    // the other worker may still be between its last answer and accept(): the
+    // counts are live, so wait for the quiet state rather than sleeping
+    let mut last = String::new();
+    wait_for(
+        Duration::from_secs(5),
+        "one idle and one active worker",
+        || {
+            last = page(&server, "/status", "", "GET").1;
+            field(&last, "idle processes") == "1" && field(&last, "active processes") == "1"
+        },
+    );
+    let body = last;
+    let (headers, _) = page(&server, "/status", "", "GET");
+    assert!(
+        headers.contains(&("Content-type".into(), "text/plain;charset=UTF-8".into())),
+        "{headers:?}"
+    );
+    assert_eq!(field(&body, "pool"), "t");
+    assert_eq!(field(&body, "process manager"), "static");
+    assert_eq!(field(&body, "total processes"), "2");
+    let accepted: u64 = field(&body, "accepted conn").parse().expect("number");
+    assert!(
+        accepted >= 6,
+        "2 pings, 3 requests and at least one status page: {accepted}"
+    );
+    let (_, full) = page(&server, "/status", "full", "GET");
+    assert_eq!(full.matches("************************").count(), 2);
+    assert!(
+        full.contains("request URI:          /status?full"),
+        "{full}"
+    );
+    for pid in server.workers() {
+        assert!(
+            full.contains(&format!("pid:                  {pid}\n")),
+            "{full}"
+        );
+    }
+    let (headers, json) = page(&server, "/status", "json&full", "GET");
+    assert!(headers.contains(&("Content-type".into(), "application/json".into())));
+    assert!(
+        json.starts_with("{\"pool\":\"t\",\"process manager\":\"static\""),
+        "{json}"
+    );
+    assert!(json.contains("\"processes\":[{\"pid\":"), "{json}");
+    let (_, metrics) = page(&server, "/status", "openmetrics", "GET");
+    assert!(metrics.contains("phpfpm_total_processes 2\n"), "{metrics}");
+    // the pages never reach PHP: no script file exists at these paths
+    assert!(!server.dir.path().join("status").exists());
+}
+
+#[test]
+fn max_active_processes_is_remembered() {
+    let server = start("pm = static\npm.max_children = 3\npm.status_path = /status");
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (sock, script) = (server.sock.clone(), server.script("sleep.php"));
+            std::thread::spawn(move || support::request(&sock, &script, "ms=1500"))
+        })
+        .collect();
+    // the master counts busy workers once a second
+    wait_for(Duration::from_secs(5), "max active to reach 2", || {
+        let n: u32 = field(
+            &page(&server, "/status", "", "GET").1,
+            "max active processes",
+        )
+        .parse()
+        .unwrap_or(0);
+        n >= 2
+    });
+    for t in threads {
+        assert!(t.join().expect("client").is_ok());
+    }
+    let mut body = String::new();
+    wait_for(Duration::from_secs(5), "the slow requests to end", || {
+        body = page(&server, "/status", "", "GET").1;
+        field(&body, "active processes") == "1"
+    });
+    assert!(
+        field(&body, "max active processes")
+            .parse::<u32>()
+            .expect("n")
+            >= 2,
+        "{body}"
+    );
+}
