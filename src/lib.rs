@@ -9,4 +9,5 @@ pub mod logging;
 pub mod php;
 pub mod pm;
 pub mod sys;
+pub mod systemd;
 pub mod worker;
