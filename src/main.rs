@@ -66,6 +66,8 @@ fn main() {
 }
 
 fn run(args: &Args) -> i32 {
+    // under systemd, stderr is the journal: write structured entries instead
+    logging::journal::enable_if_stderr_is_journal();
     if args.version || args.modules || args.info {
         let mut engine = match start_engine(args) {
             Ok(e) => e,
@@ -89,7 +91,11 @@ fn run(args: &Args) -> i32 {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
     let mut opts = LoadOptions::from_process_env();
     opts.prefix = args.prefix.clone();
-    let loaded = match config::load(&path, &opts) {
+    let result = match &args.pool_config {
+        Some(pool_file) => config::load_with_pool_file(&path, pool_file, &opts),
+        None => config::load(&path, &opts),
+    };
+    let loaded = match result {
         Ok(l) => l,
         Err(errors) => {
             for e in &errors.0 {
@@ -187,6 +193,7 @@ fn serve(args: &Args, loaded: config::Loaded) -> Result<i32> {
         }
     };
     let root = Uid::effective().is_root();
+    let mut activation = php_fpm_rs::systemd::Activation::from_env(&loaded.pools)?;
     let mut pools = Vec::new();
     for p in loaded.pools {
         let credentials = match (&p.user, root) {
@@ -212,7 +219,10 @@ fn serve(args: &Args, loaded: config::Loaded) -> Result<i32> {
             _ => None,
         };
         let owner = credentials.as_ref().map(|(_, u, g)| (*u, *g));
-        let listener = listen::bind_pool(&p, owner)?;
+        let listener = match activation.take(&p) {
+            Some(l) => l,
+            None => listen::bind_pool(&p, owner)?,
+        };
         pools.push(Pool::new(p, listener, credentials));
     }
     let pid_path = args.pid.clone().or(loaded.global.pid.clone());

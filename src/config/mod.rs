@@ -17,7 +17,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use loader::{load, load_str};
+pub use loader::{load, load_str, load_with_pool_file};
 
 /// php-fpm's compiled-in PHP_PREFIX on Debian: base for relative pool paths and includes.
 pub const DEFAULT_PREFIX: &str = "/usr";

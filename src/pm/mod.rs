@@ -93,6 +93,7 @@ pub struct Master {
     state: State,
     stop_started: Option<Instant>,
     escalated: u8,
+    notifier: crate::systemd::Notifier,
 }
 
 fn handled_signals() -> SigSet {
@@ -125,6 +126,7 @@ impl Master {
         Ok(Master {
             engine: Some(engine),
             pools,
+            notifier: crate::systemd::Notifier::from_env(global.systemd_interval),
             global,
             signals,
             state: State::Running,
@@ -149,6 +151,8 @@ impl Master {
             &format!("fpm is running, pid {}", std::process::id()),
         );
         logging::log(Level::Notice, "ready to handle connections");
+        self.notifier
+            .ready(&format!("Ready: {} workers", self.all_children()));
         loop {
             match self.poll_once() {
                 Some(status) => return status,
@@ -245,7 +249,7 @@ impl Master {
         let _ = nix::unistd::dup2(err.as_raw_fd(), 2);
         drop(out);
         drop(err);
-        logging::set_file(Some(std::fs::File::from(log)));
+        logging::enter_worker(&self.pools[i].config.name, std::process::id(), log.into());
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGQUIT);
         let pool = &self.pools[i];
         let name = pool.config.name.clone();
@@ -325,6 +329,12 @@ impl Master {
                 }
             }
         }
+        let can_fork = self.state != State::Running || self.all_children() > 0;
+        let health = crate::systemd::Health {
+            can_fork,
+            ..Default::default()
+        };
+        self.notifier.tick(Instant::now(), &health);
         self.check_stop_progress()
     }
 
@@ -419,6 +429,7 @@ impl Master {
 
     fn begin_stop(&mut self, state: State, signal: Signal) {
         self.state = state;
+        self.notifier.stopping("Stopping");
         self.stop_started = Some(Instant::now());
         self.escalated = 0;
         self.signal_all(signal);
