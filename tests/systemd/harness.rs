@@ -277,6 +277,7 @@ impl Guest {
         let t0 = Instant::now();
         let runs = Path::new(CACHE).join("runs");
         fs::create_dir_all(&runs).context("creating runs/")?;
+        sweep_stale(&runs);
         let scratch = tempfile::Builder::new()
             .prefix("guest-")
             .tempdir_in(&runs)
@@ -291,6 +292,7 @@ impl Guest {
                 .unwrap_or("x")
                 .trim_start_matches("guest-")
         );
+        fs::write(scratch.join("owner"), std::process::id().to_string()).context("owner")?;
         let mut guest = Guest {
             scratch: scratch.clone(),
             nspawn: None,
@@ -535,6 +537,34 @@ impl Drop for Guest {
                 let _ = fs::remove_dir(sub);
             }
         }
+    }
+}
+
+/// Unmounts and removes the scratch directories of test processes that died without
+/// tearing their guest down (killed by a timeout, Ctrl-C).
+fn sweep_stale(runs: &Path) {
+    let Ok(entries) = fs::read_dir(runs) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let dir = e.path();
+        let owner: Option<i32> = fs::read_to_string(dir.join("owner"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        let alive = owner.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if alive
+            || owner.is_none()
+                && e.metadata().is_ok_and(|m| {
+                    m.modified()
+                        .is_ok_and(|t| t.elapsed().unwrap_or_default() < Duration::from_secs(600))
+                })
+        {
+            continue;
+        }
+        for m in ["root", "t"] {
+            let _ = Command::new("umount").arg("-l").arg(dir.join(m)).status();
+        }
+        let _ = fs::remove_dir_all(&dir);
     }
 }
 
