@@ -66,6 +66,10 @@ pub struct Args {
     /// Force output to stderr in nodaemonize even if stderr is not a TTY.
     #[arg(short = 'O', long = "force-stderr")]
     pub force_stderr: bool,
+    /// Read the pools from this file, after the [global] of the main file (-y), which
+    /// then must define no pool (php-fpm-rs only; what php-fpm@NAME.service passes).
+    #[arg(long = "pool-config", value_name = "file")]
+    pub pool_config: Option<PathBuf>,
     /// Allow pool to run as root (disabled by default).
     #[arg(short = 'R', long = "allow-to-run-as-root")]
     pub allow_root: bool,

@@ -11,4 +11,5 @@ pub mod pm;
 pub mod scoreboard;
 pub mod status;
 pub mod sys;
+pub mod systemd;
 pub mod worker;

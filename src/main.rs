@@ -67,6 +67,8 @@ fn main() {
 }
 
 fn run(args: &Args) -> i32 {
+    // under systemd, stderr is the journal: write structured entries instead
+    logging::journal::enable_if_stderr_is_journal();
     if args.version || args.modules || args.info {
         let mut engine = match start_engine(args) {
             Ok(e) => e,
@@ -161,7 +163,11 @@ fn config_path(args: &Args) -> PathBuf {
 fn load_config(args: &Args) -> Result<config::Loaded, config::ConfigErrors> {
     let mut opts = LoadOptions::from_process_env();
     opts.prefix = args.prefix.clone();
-    config::load(&config_path(args), &opts)
+    let path = config_path(args);
+    match &args.pool_config {
+        Some(pool_file) => config::load_with_pool_file(&path, pool_file, &opts),
+        None => config::load(&path, &opts),
+    }
 }
 
 /// What a reload checks before it re-executes: the configuration loads and the
@@ -220,8 +226,8 @@ fn serve(args: &Args, loaded: config::Loaded) -> Result<i32> {
         }
     };
     let root = Uid::effective().is_root();
+    let mut activation = php_fpm_rs::systemd::Activation::from_env(&loaded.pools)?;
     let mut pools = Vec::new();
-    let mut used_keys = Vec::new();
     for p in loaded.pools {
         let credentials = match (&p.user, root) {
             (Some(user), true) if !user.is_empty() => {
@@ -248,8 +254,8 @@ fn serve(args: &Args, loaded: config::Loaded) -> Result<i32> {
         let owner = credentials.as_ref().map(|(_, u, g)| (*u, *g));
         let key = listen::address_key(&p.listen);
         let listener = match adopted.sockets.remove(&key) {
-            Some(fd) => {
-                let l = listen::inherited(&p, fd);
+            Some((fd, owned)) => {
+                let l = listen::inherited(&p, fd, owned);
                 logging::log(
                     Level::Notice,
                     &format!(
@@ -260,16 +266,18 @@ fn serve(args: &Args, loaded: config::Loaded) -> Result<i32> {
                 );
                 l
             }
-            None => listen::bind_pool(&p, owner)?,
+            None => match activation.take(&p) {
+                Some(l) => l,
+                None => listen::bind_pool(&p, owner)?,
+            },
         };
-        used_keys.push(key);
         pools.push(Pool::new(p, listener, credentials)?);
     }
     // sockets of pools the new configuration dropped: their old workers are told to
     // finish, and nobody accepts on them any more
-    for (key, fd) in adopted.sockets.drain() {
+    for (key, (fd, owned)) in adopted.sockets.drain() {
         drop(fd);
-        if let Some(path) = key.strip_prefix("unix:") {
+        if let Some(path) = key.strip_prefix("unix:").filter(|_| owned) {
             let _ = std::fs::remove_file(path);
         }
         logging::log(
@@ -296,6 +304,7 @@ fn serve(args: &Args, loaded: config::Loaded) -> Result<i32> {
         loaded.global,
         reload_spec(args, generation),
         children,
+        activation.is_active(),
     )?;
     let code = master.run();
     if let Some(p) = &pid_path {

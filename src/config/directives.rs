@@ -187,7 +187,7 @@ pub(crate) static GLOBAL: &[Directive<GlobalDraft>] = &[
     Directive { name: "rlimit_files", implemented: true, set: |d, v| { d.cfg.rlimit_files = rlimit_files(v)?; Ok(()) } },
     Directive { name: "rlimit_core", implemented: true, set: |d, v| { d.cfg.rlimit_core = rlimit(v)?; Ok(()) } },
     Directive { name: "events.mechanism", implemented: false, set: |d, v| { d.cfg.events_mechanism = some(v); Ok(()) } },
-    Directive { name: "systemd_interval", implemented: false, set: |d, v| { d.cfg.systemd_interval = time(v)?; Ok(()) } },
+    Directive { name: "systemd_interval", implemented: true, set: |d, v| { d.cfg.systemd_interval = time(v)?; Ok(()) } },
 ];
 
 /// The pool table, in php-fpm's order. Arrays (`env[]`, `php_value[]`, ...) are
@@ -218,6 +218,8 @@ pub(crate) static POOL: &[Directive<PoolDraft>] = &[
     Directive { name: "pm.max_spare_servers", implemented: true, set: |d, v| { d.cfg.pm_max_spare_servers = uint(v)?; Ok(()) } },
     Directive { name: "pm.max_spawn_rate", implemented: true, set: |d, v| { d.cfg.pm_max_spawn_rate = uint(v)?; Ok(()) } },
     Directive { name: "pm.process_idle_timeout", implemented: true, set: |d, v| { d.cfg.pm_process_idle_timeout = time(v)?; Ok(()) } },
+    // php-fpm-rs only: scale to zero under socket activation
+    Directive { name: "pm.idle_exit_timeout", implemented: true, set: |d, v| { d.cfg.pm_idle_exit_timeout = time(v)?; Ok(()) } },
     Directive { name: "pm.max_requests", implemented: true, set: |d, v| { d.cfg.pm_max_requests = uint(v)?; Ok(()) } },
     Directive { name: "pm.status_path", implemented: true, set: |d, v| { d.cfg.pm_status_path = Some(v.to_string()).filter(|s| !s.is_empty()); Ok(()) } },
     Directive { name: "pm.status_listen", implemented: false, set: |d, v| { d.status_listen = Some(v.to_string()).filter(|s| !s.is_empty()); Ok(()) } },

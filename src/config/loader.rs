@@ -47,6 +47,43 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Loaded, ConfigErrors> {
     l.finish()
 }
 
+/// Loads the main file for its `[global]` section, then the pools of `pool_file`:
+/// what a per-pool service (`php-fpm@NAME.service`) runs. The main file must define
+/// no pool itself (not even through `include`), or the pool file's pool would be
+/// loaded twice and other pools would start in this service.
+///
+/// # Errors
+/// As [`load`], and when the main file brings pools or the pool file has none.
+pub fn load_with_pool_file(
+    path: &Path,
+    pool_file: &Path,
+    opts: &LoadOptions,
+) -> Result<Loaded, ConfigErrors> {
+    let mut l = Loader::new(opts, path);
+    l.read_file(path, None);
+    let from_main: Vec<String> = l.pools.iter().map(|p| p.cfg.name.clone()).collect();
+    if !from_main.is_empty() {
+        l.errors.push(ConfigError::General {
+            location: Location::new(path, 1),
+            message: format!(
+                "with --pool-config, {} must hold only [global], but it defines or includes pool(s) {}: remove the pool sections or the 'include' line",
+                path.display(),
+                from_main.join(", ")
+            ),
+        });
+    }
+    // the pool file starts in [global] until its first section, like an included file
+    l.current = None;
+    l.read_file(pool_file, None);
+    if l.pools.is_empty() && l.errors.is_empty() {
+        l.errors.push(ConfigError::General {
+            location: Location::new(pool_file, 1),
+            message: "no pool defined: the pool file needs a section such as [www]".to_string(),
+        });
+    }
+    l.finish()
+}
+
 /// Loads configuration text; `path` names it in messages and is not read.
 /// Includes in the text are still read from disk.
 ///
@@ -765,6 +802,7 @@ impl PoolDraft {
                 pm_max_spare_servers: 0,
                 pm_max_spawn_rate: 32,
                 pm_process_idle_timeout: Duration::from_secs(10),
+                pm_idle_exit_timeout: Duration::ZERO,
                 pm_max_requests: 0,
                 pm_status_path: None,
                 pm_status_listen: None,

@@ -17,7 +17,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use loader::{load, load_str};
+pub use loader::{load, load_str, load_with_pool_file};
 
 /// php-fpm's compiled-in PHP_PREFIX on Debian: base for relative pool paths and includes.
 pub const DEFAULT_PREFIX: &str = "/usr";
@@ -291,6 +291,9 @@ pub struct PoolConfig {
     pub pm_max_spawn_rate: u32,
     /// `pm.process_idle_timeout`, default 10s.
     pub pm_process_idle_timeout: Duration,
+    /// `pm.idle_exit_timeout` (php-fpm-rs): with socket activation, the master
+    /// exits after the pool served nothing for this long; 0 = never.
+    pub pm_idle_exit_timeout: Duration,
     /// `pm.max_requests`, 0 = unlimited.
     pub pm_max_requests: u32,
     /// `pm.status_path`.

@@ -496,3 +496,39 @@ fn directive_names_ignore_case_but_array_names_do_not() {
     let e = load_err(&pool_text(&format!("{STATIC}\nPhp_value[x] = 1")));
     assert!(e.contains("unknown entry 'Php_value[x]'"), "{e}");
 }
+
+#[test]
+fn a_pool_file_is_loaded_after_the_global_section_of_the_main_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let main = dir.path().join("php-fpm.conf");
+    let pool = dir.path().join("blog.conf");
+    std::fs::write(&main, "[global]\nlog_level = debug\n").expect("write");
+    std::fs::write(&pool, format!("[blog]\n{STATIC}\n")).expect("write");
+    let l = match load_with_pool_file(&main, &pool, &opts()) {
+        Ok(l) => l,
+        Err(e) => panic!("unexpected errors:\n{e}"),
+    };
+    assert_eq!(l.global.log_level, LogLevel::Debug);
+    assert_eq!(l.pools.len(), 1);
+    assert_eq!(l.pools[0].name, "blog");
+}
+
+#[test]
+fn a_pool_file_with_a_main_file_that_includes_pools_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let main = dir.path().join("php-fpm.conf");
+    let pool = dir.path().join("blog.conf");
+    std::fs::write(&main, format!("[global]\n[www]\n{STATIC}\n")).expect("write");
+    std::fs::write(
+        &pool,
+        "[blog]\nlisten = 9001\npm = static\npm.max_children = 1\n",
+    )
+    .expect("write");
+    let e = load_with_pool_file(&main, &pool, &opts())
+        .expect_err("main file brings a pool")
+        .to_string();
+    assert!(
+        e.contains("must hold only [global]") && e.contains("www"),
+        "{e}"
+    );
+}

@@ -1,6 +1,13 @@
 //! Log lines in php-fpm's format (`[21-Nov-2026 06:27:00] NOTICE: fpm is running, pid 1`)
-//! to stderr or the `error_log` file. The journald sink comes with the systemd layer.
+//! to stderr or the `error_log` file, or, when stderr is the journal (systemd sets
+//! JOURNAL_STREAM), structured journal entries through [`journal`].
+//!
+//! Precedence: an `error_log` file (php-fpm compatibility), then the journal, then
+//! stderr. The sink is process-wide state because a log line can come from anywhere
+//! in a single-threaded master or worker, as with php-fpm's zlog.
 #![forbid(unsafe_code)]
+
+pub mod journal;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -87,6 +94,10 @@ pub fn log(level: Level, msg: &str) {
     if (level as u8) < MIN_LEVEL.load(Ordering::Relaxed) {
         return;
     }
+    if journal::direct() {
+        journal::fpm_line(level, msg);
+        return;
+    }
     let line = format!("[{}] {}: {}\n", timestamp(), level.label(), msg);
     if let Ok(mut f) = FILE.lock() {
         if let Some(file) = f.as_mut() {
@@ -99,6 +110,11 @@ pub fn log(level: Level, msg: &str) {
 
 /// Writes a line that is already formatted (a worker's log line relayed by the master).
 pub fn raw(line: &str) {
+    if journal::direct() {
+        let (level, msg) = parse_line(line);
+        journal::fpm_line(level, msg);
+        return;
+    }
     let mut l = String::with_capacity(line.len() + 1);
     l.push_str(line);
     l.push('\n');
@@ -111,9 +127,75 @@ pub fn raw(line: &str) {
     let _ = std::io::stderr().write_all(l.as_bytes());
 }
 
+/// Whether an `error_log` file is set (it wins over the journal).
+fn file_is_set() -> bool {
+    FILE.lock().map(|f| f.is_some()).unwrap_or(false)
+}
+
+/// Splits `[ts] LEVEL: message` back into its level and message (NOTICE when the
+/// line is not in that format, e.g. decorated worker output).
+fn parse_line(line: &str) -> (Level, &str) {
+    let rest = match line.strip_prefix('[').and_then(|l| l.split_once("] ")) {
+        Some((_, rest)) => rest,
+        None => return (Level::Notice, line),
+    };
+    for level in [
+        Level::Debug,
+        Level::Notice,
+        Level::Warning,
+        Level::Error,
+        Level::Alert,
+    ] {
+        if let Some(msg) = rest
+            .strip_prefix(level.label())
+            .and_then(|r| r.strip_prefix(": "))
+        {
+            return (level, msg);
+        }
+    }
+    (Level::Notice, line)
+}
+
+/// Switches a freshly forked worker's logging: straight to the journal when that is
+/// the sink (the entry then carries the worker's own _PID and the pool), otherwise to
+/// `pipe`, which the master relays to stderr or `error_log`.
+pub fn enter_worker(pool: &str, pid: u32, pipe: std::fs::File) {
+    journal::set_process(Some(pool), Some(pid));
+    if journal::direct() {
+        drop(pipe);
+    } else {
+        set_file(Some(pipe));
+    }
+}
+
+/// Relays one line a worker wrote to its stdout or stderr (`catch_workers_output`):
+/// a journal entry with POOL, WORKER_PID and STREAM, or php-fpm's line
+/// (`child 12 said into stderr: "..."` when `decorate_workers_output`).
+pub fn worker_output(pool: &str, pid: u32, stream: &str, text: &str, decorate: bool) {
+    if journal::direct() {
+        journal::worker_output(pool, pid, stream, text);
+    } else if decorate {
+        log(
+            Level::Warning,
+            &format!("[pool {pool}] child {pid} said into {stream}: \"{text}\""),
+        );
+    } else {
+        raw(text);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relayed_lines_are_split_into_level_and_message() {
+        assert_eq!(
+            parse_line("[21-Nov-2026 06:27:00] WARNING: [pool www] child 7 exited"),
+            (Level::Warning, "[pool www] child 7 exited")
+        );
+        assert_eq!(parse_line("plain output"), (Level::Notice, "plain output"));
+    }
 
     #[test]
     fn civil_dates_match_known_days() {

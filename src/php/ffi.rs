@@ -8,7 +8,8 @@ pub struct Callbacks {
     pub write: unsafe extern "C" fn(ctx: *mut c_void, buf: *const c_char, len: usize) -> usize,
     pub flush: unsafe extern "C" fn(ctx: *mut c_void) -> c_int,
     pub read_body: unsafe extern "C" fn(ctx: *mut c_void, buf: *mut c_char, len: usize) -> usize,
-    pub log_message: unsafe extern "C" fn(ctx: *mut c_void, msg: *const c_char, len: usize),
+    pub log_message:
+        unsafe extern "C" fn(ctx: *mut c_void, msg: *const c_char, len: usize, syslog_type: c_int),
     pub finish_request: unsafe extern "C" fn(ctx: *mut c_void) -> c_int,
 }
 

@@ -237,6 +237,20 @@ impl Engine {
             value: v.as_ptr(),
             value_len: v.to_bytes().len(),
         }));
+        // PHP messages sent to the journal name their request (only looked up then)
+        let _log_scope = crate::logging::journal::direct().then(|| {
+            let uri = script
+                .vars
+                .iter()
+                .rev()
+                .find(|(n, _)| n.to_bytes() == b"REQUEST_URI")
+                .map(|(_, v)| *v);
+            crate::logging::journal::RequestScope::enter(
+                script.script_filename,
+                script.request_method,
+                uri,
+            )
+        });
         let mut io_ref: &mut dyn RequestIo = io;
         let req = ffi::Request {
             ctx: (&mut io_ref as *mut &mut dyn RequestIo).cast::<c_void>(),
@@ -339,9 +353,16 @@ unsafe extern "C" fn cb_read_body(ctx: *mut c_void, buf: *mut c_char, len: usize
     io.read_body(data)
 }
 
-unsafe extern "C" fn cb_log_message(ctx: *mut c_void, msg: *const c_char, len: usize) {
+unsafe extern "C" fn cb_log_message(
+    ctx: *mut c_void,
+    msg: *const c_char,
+    len: usize,
+    syslog_type: c_int,
+) {
     // SAFETY: PHP hands us `len` readable bytes at `msg`; ctx is from Engine::run.
     let (io, data) = unsafe { (io(ctx), std::slice::from_raw_parts(msg.cast::<u8>(), len)) };
+    // the journal gets it with its priority too; the client's stderr always does
+    crate::logging::journal::php_message(syslog_type, data);
     io.log_message(data);
 }
 

@@ -306,12 +306,11 @@ static void sapi_fpmrs_register_variables(zval *track_vars_array)
 
 static void sapi_fpmrs_log_message(const char *message, int syslog_type)
 {
-	(void)syslog_type;
 	if (!current) {
 		fprintf(stderr, "%s\n", message);
 		return;
 	}
-	cb.log_message(current->ctx, message, strlen(message));
+	cb.log_message(current->ctx, message, strlen(message), syslog_type);
 }
 
 static int sapi_fpmrs_deactivate(void)

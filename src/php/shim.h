@@ -16,8 +16,9 @@ typedef struct fpmrs_callbacks {
 	int (*flush)(void *ctx);
 	/* Request body. Returns bytes copied into buf; 0 at the end of the body. */
 	size_t (*read_body)(void *ctx, char *buf, size_t len);
-	/* A PHP log message (warnings, fatal errors) for the client's stderr and the log. */
-	void (*log_message)(void *ctx, const char *msg, size_t len);
+	/* A PHP log message (warnings, fatal errors) for the client's stderr and the log,
+	 * with the syslog priority PHP gives it (LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO). */
+	void (*log_message)(void *ctx, const char *msg, size_t len, int syslog_type);
 	/* fastcgi_finish_request(): end the response now. 1 if it ended now, 0 if already ended. */
 	int (*finish_request)(void *ctx);
 } fpmrs_callbacks;

@@ -11,7 +11,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 
-use crate::logging::{self, Level};
+use crate::logging;
 use crate::scoreboard::{Scoreboard, SlotSnapshot, WorkerState};
 
 /// Which of the child's pipes.
@@ -183,21 +183,20 @@ impl Child {
             match k {
                 Stream::Log => logging::raw(&text),
                 _ if !catch => {}
-                _ if decorate => {
+                _ => {
                     let stream = if k == Stream::Stdout {
                         "stdout"
                     } else {
                         "stderr"
                     };
-                    logging::log(
-                        Level::Warning,
-                        &format!(
-                            "[pool {}] child {pid} said into {stream}: \"{text}\"",
-                            self.pool
-                        ),
+                    logging::worker_output(
+                        &self.pool,
+                        pid.as_raw() as u32,
+                        stream,
+                        &text,
+                        decorate,
                     );
                 }
-                _ => logging::raw(&text),
             }
         }
     }

@@ -22,6 +22,9 @@ pub struct SocketRecord {
     pub fd: RawFd,
     /// [`crate::pm::listen::address_key`] of the address.
     pub key: String,
+    /// The master bound it (and removes its file at exit); false for a socket
+    /// systemd owns.
+    pub owned: bool,
 }
 
 /// A worker of the previous generation.
@@ -90,7 +93,7 @@ impl Handoff {
     pub fn encode(&self) -> String {
         let mut parts = vec![format!("g,{}", self.generation)];
         for s in &self.sockets {
-            parts.push(format!("s,{},{}", s.fd, hex(&s.key)));
+            parts.push(format!("s,{},{},{}", s.fd, u8::from(s.owned), hex(&s.key)));
         }
         for (id, fd) in &self.boards {
             parts.push(format!("b,{id},{fd}"));
@@ -133,8 +136,9 @@ impl Handoff {
                 Some("g") => h.generation = num(f.next(), "generation")?,
                 Some("s") => {
                     let fd = fd_once(num(f.next(), "socket fd")?)?;
+                    let owned = num::<u8>(f.next(), "socket owner flag")? != 0;
                     let key = unhex(f.next().unwrap_or_default())?;
-                    h.sockets.push(SocketRecord { fd, key });
+                    h.sockets.push(SocketRecord { fd, key, owned });
                 }
                 Some("b") => {
                     let id = num(f.next(), "scoreboard id")?;
@@ -200,8 +204,8 @@ impl Handoff {
 /// The inherited descriptors, owned again.
 #[derive(Debug, Default)]
 pub struct Adopted {
-    /// Listening sockets by address key.
-    pub sockets: HashMap<String, OwnedFd>,
+    /// Listening sockets by address key, and whether this master owns the file.
+    pub sockets: HashMap<String, (OwnedFd, bool)>,
     /// Scoreboards by id.
     pub boards: HashMap<u32, OwnedFd>,
     /// Child pipes by descriptor number.
@@ -222,7 +226,7 @@ pub fn adopt(h: &Handoff) -> (Adopted, Vec<String>) {
     };
     for s in &h.sockets {
         if let Some(fd) = take(s.fd, "socket") {
-            out.sockets.insert(s.key.clone(), fd);
+            out.sockets.insert(s.key.clone(), (fd, s.owned));
         }
     }
     for (id, fd) in &h.boards {
@@ -249,6 +253,7 @@ mod tests {
             sockets: vec![SocketRecord {
                 fd: 3,
                 key: "unix:/run/php fpm;x,y.sock".into(),
+                owned: true,
             }],
             boards: vec![(0, 4)],
             children: vec![ChildRecord {
@@ -282,8 +287,8 @@ mod tests {
             "truncated"
         );
         assert!(Handoff::decode("x,1").is_err());
-        assert!(Handoff::decode("s,notanumber,00").is_err());
-        assert!(Handoff::decode("s,3,zz").is_err());
+        assert!(Handoff::decode("s,notanumber,1,00").is_err());
+        assert!(Handoff::decode("s,3,1,zz").is_err());
         let mut orphan = sample();
         orphan.boards.clear();
         assert!(

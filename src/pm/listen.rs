@@ -169,9 +169,10 @@ pub fn address_key(address: &ListenAddress) -> String {
 /// Wraps a socket inherited from the previous image of this master (a reload): the
 /// same open socket keeps its queue, so no connection is refused meanwhile. The
 /// backlog is set again from the new configuration.
-pub fn inherited(pool: &PoolConfig, fd: OwnedFd) -> Listener {
+pub fn inherited(pool: &PoolConfig, fd: OwnedFd, owned: bool) -> Listener {
     let (path, display) = match &pool.listen {
-        ListenAddress::Unix(p) => (Some(p.clone()), p.display().to_string()),
+        // a socket systemd passed stays systemd's: its file is never removed here
+        ListenAddress::Unix(p) => (Some(p.clone()).filter(|_| owned), p.display().to_string()),
         ListenAddress::Tcp { host, port } => {
             (None, format!("{}:{port}", host.as_deref().unwrap_or("*")))
         }

@@ -74,6 +74,17 @@ pub struct Master {
     next_tick: Instant,
     spawn_seq: u64,
     warned_process_max: bool,
+    notifier: crate::systemd::Notifier,
+    /// What the process exits with (70 after an emergency restart under systemd).
+    exit_code: i32,
+    /// The last fork failed (the watchdog is not fed while workers cannot start).
+    fork_failed: bool,
+    /// Crashes reached emergency_restart_threshold; the restart is under way.
+    emergency_pending: bool,
+    /// systemd passed the sockets: it can start the pool again after an idle exit.
+    activated: bool,
+    /// Requests accepted, and since when that number has not moved (idle exit).
+    idle_mark: (u64, Instant),
 }
 
 fn handled_signals() -> SigSet {
@@ -131,6 +142,7 @@ impl Master {
         global: GlobalConfig,
         reload: Option<ReloadSpec>,
         inherited: Vec<(Pid, Child)>,
+        activated: bool,
     ) -> Result<Self> {
         block_signals()?;
         let signals = SignalFd::with_flags(
@@ -168,6 +180,7 @@ impl Master {
             engine: Some(engine),
             pools,
             draining: inherited.into_iter().collect(),
+            notifier: crate::systemd::Notifier::from_env(global.systemd_interval),
             global,
             signals,
             state: State::Running,
@@ -179,6 +192,11 @@ impl Master {
             next_tick: Instant::now() + TICK,
             spawn_seq: 0,
             warned_process_max: false,
+            exit_code: 0,
+            fork_failed: false,
+            emergency_pending: false,
+            activated,
+            idle_mark: (0, Instant::now()),
         })
     }
 
@@ -203,6 +221,18 @@ impl Master {
             &format!("fpm is running, pid {}", std::process::id()),
         );
         logging::log(Level::Notice, "ready to handle connections");
+        if !self.activated {
+            for p in self
+                .pools
+                .iter()
+                .filter(|p| !p.config.pm_idle_exit_timeout.is_zero())
+            {
+                logging::log(
+                    Level::Warning,
+                    &format!("[pool {}] pm.idle_exit_timeout is ignored: the socket was not passed by systemd, so nothing would start the pool again", p.name()),
+                );
+            }
+        }
         if !self.draining.is_empty() {
             // the new generation is forked: only now tell the old one to finish, so
             // something is always accepting
@@ -223,6 +253,8 @@ impl Master {
             }
         }
         self.reap();
+        self.notifier
+            .ready(&format!("Ready: {} workers", self.all_children()));
         loop {
             match self.poll_once() {
                 Some(status) => return status,
@@ -332,6 +364,7 @@ impl Master {
         let max_requests = policy::max_requests_for(u64::from(pool.config.pm_max_requests), seed);
         match sys::fork() {
             Ok(Forked::Parent(pid)) => {
+                self.fork_failed = false;
                 logging::log(
                     Level::Notice,
                     &format!("[pool {}] child {pid} started", pool.name()),
@@ -366,6 +399,7 @@ impl Master {
                 std::process::exit(code);
             }
             Err(e) => {
+                self.fork_failed = true;
                 pool.free_slots.push(slot);
                 if let Some(s) = pool.board.slot(slot) {
                     s.free();
@@ -406,7 +440,7 @@ impl Master {
         let _ = nix::unistd::dup2(err.as_raw_fd(), 2);
         drop(out);
         drop(err);
-        logging::set_file(Some(std::fs::File::from(log)));
+        logging::enter_worker(&self.pools[i].config.name, std::process::id(), log.into());
         let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGQUIT);
         let pool = &self.pools[i];
         let name = pool.config.name.clone();
@@ -496,6 +530,9 @@ impl Master {
         if self.stop_started.is_some() {
             at = at.min(now + Duration::from_millis(100));
         }
+        if let Some(w) = self.notifier.next_wakeup(now) {
+            at = at.min(now + w);
+        }
         at
     }
 
@@ -565,8 +602,73 @@ impl Master {
         if now >= self.next_tick {
             self.next_tick = now + TICK;
             self.maintenance(now);
+            self.check_idle_exit(now);
         }
+        let health = crate::systemd::Health {
+            scoreboard_consistent: self.pools.iter().all(|p| p.board.is_intact()),
+            can_fork: !self.fork_failed,
+            emergency_restart_pending: self.emergency_pending,
+        };
+        self.notifier.tick(now, &health);
+        let stats = self.stats();
+        self.notifier.refresh_status(now, &stats);
         self.check_stop_progress()
+    }
+
+    /// Counts for systemd's STATUS= line, from the current generation's scoreboards.
+    fn stats(&self) -> crate::systemd::Stats {
+        let mut st = crate::systemd::Stats::default();
+        for p in &self.pools {
+            for slot in p.board.slots() {
+                match slot.state() {
+                    WorkerState::Idle => st.idle += 1,
+                    s if s.in_request() => st.active += 1,
+                    _ => {}
+                }
+            }
+            st.requests += p
+                .board
+                .header()
+                .accepted_conn
+                .load(std::sync::atomic::Ordering::Relaxed);
+        }
+        st
+    }
+
+    /// Scale to zero: when every pool sets `pm.idle_exit_timeout` and none accepted
+    /// a connection or ran a request for that long, stop gracefully and exit 0;
+    /// systemd keeps the socket and starts the pool again on the next connection.
+    fn check_idle_exit(&mut self, now: Instant) {
+        // without socket activation nothing would start the pool again
+        if self.state != State::Running || self.pools.is_empty() || !self.activated {
+            return;
+        }
+        let Some(limit) = self
+            .pools
+            .iter()
+            .map(|p| p.config.pm_idle_exit_timeout)
+            .try_fold(Duration::MAX, |m, t| (!t.is_zero()).then_some(m.min(t)))
+        else {
+            return;
+        };
+        let st = self.stats();
+        if st.requests != self.idle_mark.0 || st.active > 0 || !self.draining.is_empty() {
+            self.idle_mark = (st.requests, now);
+            return;
+        }
+        if now.duration_since(self.idle_mark.1) < limit {
+            return;
+        }
+        logging::log(
+            Level::Notice,
+            &format!(
+                "no request for {} s (pm.idle_exit_timeout): exiting until the next connection",
+                limit.as_secs()
+            ),
+        );
+        self.notifier
+            .stopping("Idle: exiting until the next connection");
+        self.begin_stop(State::Finishing);
     }
 
     fn child_mut(&mut self, pid: Pid) -> Option<&mut Child> {
@@ -894,6 +996,7 @@ impl Master {
 
     fn begin_stop(&mut self, state: State) {
         self.state = state;
+        self.notifier.stopping("Stopping");
         self.stop_started = Some(Instant::now());
         self.escalated = 0;
         let now = Instant::now();
@@ -1041,8 +1144,22 @@ impl Master {
                     self.global.emergency_restart_interval.as_secs()
                 ),
             );
-            self.reload("emergency restart");
-            // the reload replaced this image, or failed and we go on as before
+            if self.notifier.is_enabled() {
+                // under systemd the restart is systemd's: requests in flight finish,
+                // new ones wait in the socket systemd holds, and the failure counts
+                // in the unit's state and the journal
+                self.emergency_pending = true;
+                logging::log(
+                    Level::Warning,
+                    "stopping gracefully; systemd restarts the service with a fresh engine",
+                );
+                self.notifier.stopping("Emergency restart");
+                self.exit_code = 70;
+                self.begin_stop(State::Finishing);
+            } else {
+                // the reload replaces this image, or fails and we go on as before
+                self.reload("emergency restart");
+            }
         }
         let Some(pi) = pool_index else { return };
         if self.state == State::Running && child.leaving == Leaving::No {
@@ -1073,6 +1190,6 @@ impl Master {
             }
         }
         logging::log(Level::Notice, "exiting, bye-bye!");
-        0
+        self.exit_code
     }
 }

@@ -75,6 +75,7 @@ impl Master {
                 nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
             );
         }
+        self.notifier.reloading();
         std::env::set_var(handoff::ENV, handoff.encode());
         let shown: Vec<String> = spec
             .argv
@@ -101,6 +102,8 @@ impl Master {
             Level::Error,
             &format!("failed to reload: execv() failed: {e}; the running pools keep serving"),
         );
+        self.notifier
+            .ready("Reload failed: still serving the previous configuration");
     }
 
     fn handoff(&self, generation: u64) -> Handoff {
@@ -112,6 +115,7 @@ impl Master {
             h.sockets.push(SocketRecord {
                 fd: p.listener.fd.as_raw_fd(),
                 key: listen::address_key(&p.config.listen),
+                owned: p.listener.path.is_some(),
             });
         }
         let mut board_ids: HashMap<*const Scoreboard, u32> = HashMap::new();

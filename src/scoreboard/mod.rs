@@ -454,6 +454,14 @@ impl Scoreboard {
         })
     }
 
+    /// Whether the header still reads as this layout (nothing overwrote it).
+    pub fn is_intact(&self) -> bool {
+        let h = self.header();
+        h.magic.load(Ordering::Relaxed) == MAGIC
+            && h.version.load(Ordering::Relaxed) == LAYOUT_VERSION
+            && h.slots.load(Ordering::Relaxed) == self.slots as u64
+    }
+
     /// The descriptor behind the mapping (handed to the next image on reload).
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()

@@ -1,0 +1,189 @@
+//! Socket activation and sd_notify without a container: `systemd-socket-activate`
+//! (from the systemd package) passes a listening socket the way a socket unit does
+//! (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES), and a datagram socket in the test stands
+//! in for systemd's NOTIFY_SOCKET. The full story under a real systemd is in
+//! tests/systemd.rs.
+
+use std::io::{Read, Write};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use php_fpm_rs::fastcgi::client::{RequestBuilder, ResponseDecoder};
+
+const ACTIVATE: &str = "/usr/bin/systemd-socket-activate";
+
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn get(sock: &Path, script: &Path) -> String {
+    let mut s = UnixStream::connect(sock).expect("connect to the passed socket");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut out = Vec::new();
+    RequestBuilder::new(1, false)
+        .param("SCRIPT_FILENAME", script.to_string_lossy().as_bytes())
+        .param("SCRIPT_NAME", "/hello.php")
+        .param("REQUEST_METHOD", "GET")
+        .encode(&mut out);
+    s.write_all(&out).expect("send request");
+    let mut dec = ResponseDecoder::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = s.read(&mut buf).expect("read response");
+        assert!(n > 0, "closed before END_REQUEST");
+        if let Some(r) = dec.push(&buf[..n]).expect("valid FastCGI") {
+            return String::from_utf8_lossy(r.split_headers().1).into_owned();
+        }
+    }
+}
+
+/// Collects notify datagrams until one contains `want`.
+fn wait_notify(notify: &UnixDatagram, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        if let Ok(n) = notify.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if msg.contains(want) {
+                return msg;
+            }
+            seen.push_str(&msg);
+        }
+    }
+    panic!("no {want} from the master; got:\n{seen}");
+}
+
+fn setup(d: &Path) -> (std::path::PathBuf, UnixDatagram) {
+    std::fs::write(d.join("hello.php"), "<?php echo 'hi from ', getmypid();").expect("write");
+    let conf = format!(
+        "[global]\nerror_log = {d}/fpm.log\n[t]\nlisten = {d}/from-the-pool-file.sock\npm = static\npm.max_children = 2\n",
+        d = d.display()
+    );
+    std::fs::write(d.join("pool.conf"), conf).expect("write conf");
+    let notify = UnixDatagram::bind(d.join("notify")).expect("bind notify socket");
+    notify
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    (d.join("pool.conf"), notify)
+}
+
+#[test]
+fn a_passed_socket_is_served_and_readiness_and_stopping_are_notified() {
+    if !Path::new(ACTIVATE).exists() {
+        panic!("{ACTIVATE} is missing: run scripts/install-deps (package systemd)");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (conf, notify) = setup(d);
+    let sock = d.join("fpm.sock");
+    let child = Command::new(ACTIVATE)
+        .arg("-l")
+        .arg(&sock)
+        .arg("--fdname=php-fpm@t.socket")
+        .arg(format!(
+            "--setenv=NOTIFY_SOCKET={}",
+            d.join("notify").display()
+        ))
+        .args([env!("CARGO_BIN_EXE_php-fpm-rs"), "-F", "-R", "-n", "-y"])
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn systemd-socket-activate");
+    let mut server = Reaped(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no socket from systemd-socket-activate"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // the first connection starts the pool; it waits in the socket's queue meanwhile
+    let body = get(&sock, &d.join("hello.php"));
+    assert!(body.starts_with("hi from "), "{body}");
+    let ready = wait_notify(&notify, "READY=1");
+    assert!(ready.contains("STATUS=Ready: 2 workers"), "{ready}");
+    assert!(
+        ready.contains(&format!("MAINPID={}", server.0.id())),
+        "{ready}"
+    );
+    let log = std::fs::read_to_string(d.join("fpm.log")).expect("fpm.log");
+    assert!(
+        log.contains("in the pool file is not used: serving on")
+            && log.contains("(php-fpm@t.socket)"),
+        "{log}"
+    );
+    assert!(
+        !d.join("from-the-pool-file.sock").exists(),
+        "the pool file's listen is not bound"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.0.id() as i32),
+        nix::sys::signal::Signal::SIGQUIT,
+    )
+    .expect("SIGQUIT");
+    wait_notify(&notify, "STOPPING=1");
+    let status = server.0.wait().expect("wait");
+    assert!(status.success(), "{status}");
+    assert!(
+        sock.exists(),
+        "the master leaves the socket file to its owner"
+    );
+}
+
+#[test]
+fn a_passed_datagram_socket_is_refused_with_the_fix() {
+    if !Path::new(ACTIVATE).exists() {
+        panic!("{ACTIVATE} is missing: run scripts/install-deps (package systemd)");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (conf, _notify) = setup(d);
+    let sock = d.join("dgram.sock");
+    let child = Command::new(ACTIVATE)
+        .arg("--datagram")
+        .arg("-l")
+        .arg(&sock)
+        .args([env!("CARGO_BIN_EXE_php-fpm-rs"), "-F", "-R", "-n", "-y"])
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn systemd-socket-activate");
+    let mut server = Reaped(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no socket from systemd-socket-activate"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // a datagram wakes the activator, which then starts the master
+    let client = UnixDatagram::unbound().expect("datagram");
+    client.send_to(b"x", &sock).expect("send");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = server.0.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the master did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(78), "bad configuration");
+    let log = std::fs::read_to_string(d.join("fpm.log")).unwrap_or_default();
+    assert!(
+        log.contains("is not a unix or TCP stream socket") && log.contains("ListenStream="),
+        "{log}"
+    );
+}

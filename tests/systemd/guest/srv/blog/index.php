@@ -1,0 +1,1 @@
+<?php echo "hello from pool blog, ", PHP_SAPI, "\n";

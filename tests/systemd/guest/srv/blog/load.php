@@ -1,0 +1,1 @@
+<?php usleep(2000); echo "ok\n";
