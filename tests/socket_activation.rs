@@ -112,7 +112,10 @@ fn a_passed_socket_is_served_and_readiness_and_stopping_are_notified() {
     let body = get(&sock, &d.join("hello.php"));
     assert!(body.starts_with("hi from "), "{body}");
     let ready = wait_notify(&notify, "READY=1");
-    assert!(ready.contains("STATUS=Ready: 2 workers"), "{ready}");
+    assert!(
+        ready.contains("STATUS=Processes active: 0, idle: 2, Requests: 0"),
+        "{ready}"
+    );
     assert!(
         ready.contains(&format!("MAINPID={}", server.0.id())),
         "{ready}"

@@ -126,7 +126,10 @@ fn socket_activation_starts_the_pool_on_the_first_request_and_logs_to_the_journa
     assert_eq!(is_active(&g, UNIT), "active");
     let status = g.sh(&format!("systemctl status --no-pager {UNIT}"));
     assert!(status.contains("active (running)"), "{status}");
-    assert!(status.contains("Status: \"Ready: 4 workers\""), "{status}");
+    assert!(
+        status.contains("Status: \"Processes active: ") && status.contains(", Requests: "),
+        "php-fpm's STATUS line from the scoreboard: {status}"
+    );
     let procs = g.sh("pgrep -c -x php-fpm-rs");
     assert_eq!(procs.trim(), "5", "master and 4 workers");
 

@@ -253,8 +253,8 @@ impl Master {
             }
         }
         self.reap();
-        self.notifier
-            .ready(&format!("Ready: {} workers", self.all_children()));
+        let line = self.stats().status_line(0.0);
+        self.notifier.ready(&line);
         loop {
             match self.poll_once() {
                 Some(status) => return status,
@@ -621,7 +621,7 @@ impl Master {
         for p in &self.pools {
             for slot in p.board.slots() {
                 match slot.state() {
-                    WorkerState::Idle => st.idle += 1,
+                    WorkerState::Idle | WorkerState::Starting => st.idle += 1,
                     s if s.in_request() => st.active += 1,
                     _ => {}
                 }
