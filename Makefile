@@ -1,6 +1,7 @@
 # php-fpm-rs: `make demo` runs a pool behind nginx on 127.0.0.1:8080; `make test` runs
 # every test. Both install what they need (apt-get, as root) first.
-.PHONY: demo test deps build lint
+# `make packages-test` builds the .deb and the .rpm into target/pkg/ and compares them.
+.PHONY: demo test deps build lint pkg-deps deb rpm packages packages-test docs
 
 deps:
 	./scripts/install-deps
@@ -19,3 +20,25 @@ test: deps
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	cargo test --all-targets -- --test-threads=2
+
+# Regenerates the man pages and shell completions from the code (tests/generated_docs.rs
+# fails when this was forgotten).
+docs:
+	cargo run --example gen-docs
+
+# Packaging needs more than the tests: debhelper, lintian, rpm, patchelf.
+pkg-deps:
+	./scripts/install-pkg-deps
+
+# target/pkg/php-fpm-rs_VERSION_ARCH.deb (dpkg-buildpackage -us -uc -b), then lintian.
+deb: pkg-deps
+	./scripts/build-deb
+
+# target/pkg/php-fpm-rs-VERSION-1.ARCH.rpm (rpmbuild, rpm/php-fpm-rs.spec).
+rpm: pkg-deps
+	./scripts/build-rpm
+
+packages: deb rpm
+
+packages-test: packages
+	cargo test --test packages -- --include-ignored

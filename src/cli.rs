@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, CommandFactory, Parser, ValueHint};
 
 /// php-fpm's exit codes (sysexits).
 pub mod exit {
@@ -15,6 +15,20 @@ pub mod exit {
     pub const SOFTWARE: i32 = 70;
     /// Bad configuration.
     pub const CONFIG: i32 = 78;
+
+    /// Every exit status with its meaning, for the man page.
+    pub const ALL: [(i32, &str); 4] = [
+        (OK, "success, or the configuration test passed"),
+        (USAGE, "the command line is wrong (EX_USAGE)"),
+        (
+            SOFTWARE,
+            "PHP could not be started, or an internal failure such as fork (EX_SOFTWARE)",
+        ),
+        (
+            CONFIG,
+            "the configuration is invalid; every bad line is printed as file:line: reason (EX_CONFIG)",
+        ),
+    ];
 }
 
 /// Default main configuration file.
@@ -25,7 +39,7 @@ pub const DEFAULT_CONFIG: &str = "/etc/php-fpm-rs/php-fpm.conf";
 #[command(name = "php-fpm-rs", disable_version_flag = true, about, long_about = None)]
 pub struct Args {
     /// Look for php.ini file in this directory (or use this file).
-    #[arg(short = 'c', long = "php-ini", value_name = "path|file")]
+    #[arg(short = 'c', long = "php-ini", value_name = "path|file", value_hint = ValueHint::AnyPath)]
     pub php_ini: Option<PathBuf>,
     /// No php.ini file will be used.
     #[arg(short = 'n', long = "no-php-ini")]
@@ -46,13 +60,13 @@ pub struct Args {
     #[arg(short = 'v', long = "version")]
     pub version: bool,
     /// Specify alternative prefix path (relative paths in the config start there).
-    #[arg(short = 'p', long = "prefix", value_name = "dir")]
+    #[arg(short = 'p', long = "prefix", value_name = "dir", value_hint = ValueHint::DirPath)]
     pub prefix: Option<PathBuf>,
     /// Specify the PID file location.
-    #[arg(short = 'g', long = "pid", value_name = "file")]
+    #[arg(short = 'g', long = "pid", value_name = "file", value_hint = ValueHint::FilePath)]
     pub pid: Option<PathBuf>,
     /// Specify alternative path to the FastCGI process manager config file.
-    #[arg(short = 'y', long = "fpm-config", value_name = "file")]
+    #[arg(short = 'y', long = "fpm-config", value_name = "file", value_hint = ValueHint::FilePath)]
     pub fpm_config: Option<PathBuf>,
     /// Test FPM configuration and exit (twice: also print it).
     #[arg(short = 't', long = "test", action = ArgAction::Count)]
@@ -73,6 +87,11 @@ pub struct Args {
     /// Allow pool to run as root (disabled by default).
     #[arg(short = 'R', long = "allow-to-run-as-root")]
     pub allow_root: bool,
+}
+
+/// The clap command behind [`Args`], for the man page and shell completion generators.
+pub fn command() -> clap::Command {
+    Args::command()
 }
 
 impl Args {

@@ -246,6 +246,72 @@ pub(crate) static POOL: &[Directive<PoolDraft>] = &[
 /// plays the table's role for it.
 pub(crate) const ACCESS_SUPPRESS_PATH_IMPLEMENTED: bool = false;
 
+/// The section a directive belongs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// `[global]`.
+    Global,
+    /// A pool section such as `[www]`.
+    Pool,
+}
+
+/// A directive as the documentation sees it: where it goes and whether it has an
+/// effect yet. Built from the tables above, so the man page cannot drift from them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirectiveInfo {
+    /// Section it is accepted in.
+    pub section: Section,
+    /// Name as written in the file; arrays end in `[]` (`env[]`, `php_value[]`).
+    pub name: &'static str,
+    /// False: accepted and stored, but the loader warns that it has no effect yet.
+    pub implemented: bool,
+}
+
+/// The directives whose key is part of the line, handled by the loader rather than
+/// the tables; `include` is accepted in any section.
+const SPECIAL: &[(Section, &str, bool)] = &[
+    (Section::Global, "include", true),
+    (Section::Pool, "env[]", true),
+    (Section::Pool, "php_value[]", true),
+    (Section::Pool, "php_flag[]", true),
+    (Section::Pool, "php_admin_value[]", true),
+    (Section::Pool, "php_admin_flag[]", true),
+    (
+        Section::Pool,
+        "access.suppress_path[]",
+        ACCESS_SUPPRESS_PATH_IMPLEMENTED,
+    ),
+];
+
+/// Every directive php-fpm-rs accepts: the global ones, then the pool ones, each in
+/// php-fpm's order, with `include` and the arrays last in their section.
+pub fn all() -> Vec<DirectiveInfo> {
+    fn table<T>(
+        section: Section,
+        rows: &'static [Directive<T>],
+    ) -> impl Iterator<Item = DirectiveInfo> {
+        rows.iter().map(move |d| DirectiveInfo {
+            section,
+            name: d.name,
+            implemented: d.implemented,
+        })
+    }
+    fn special(section: Section) -> impl Iterator<Item = DirectiveInfo> {
+        SPECIAL.iter().filter(move |(s, _, _)| *s == section).map(
+            |&(section, name, implemented)| DirectiveInfo {
+                section,
+                name,
+                implemented,
+            },
+        )
+    }
+    table(Section::Global, GLOBAL)
+        .chain(special(Section::Global))
+        .chain(table(Section::Pool, POOL))
+        .chain(special(Section::Pool))
+        .collect()
+}
+
 /// Finds a directive by name, case-insensitively like php-fpm's strcasecmp.
 pub(crate) fn find<T>(table: &'static [Directive<T>], key: &str) -> Option<&'static Directive<T>> {
     table.iter().find(|d| d.name.eq_ignore_ascii_case(key))

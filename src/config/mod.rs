@@ -17,6 +17,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use directives::{all as directives, DirectiveInfo, Section};
 pub use loader::{load, load_str, load_with_pool_file};
 
 /// php-fpm's compiled-in PHP_PREFIX on Debian: base for relative pool paths and includes.
