@@ -1,6 +1,7 @@
 //! php-fpm-rs: PHP-FPM rebuilt in Rust for systemd. The modules follow the layers of
 //! DESIGN.md; FastCGI and config know nothing of PHP or systemd.
 
+pub mod access;
 pub mod cgi;
 pub mod cli;
 pub mod config;

@@ -225,8 +225,8 @@ pub(crate) static POOL: &[Directive<PoolDraft>] = &[
     Directive { name: "pm.status_listen", implemented: false, set: |d, v| { d.status_listen = Some(v.to_string()).filter(|s| !s.is_empty()); Ok(()) } },
     Directive { name: "ping.path", implemented: true, set: |d, v| { d.cfg.ping_path = Some(v.to_string()).filter(|s| !s.is_empty()); Ok(()) } },
     Directive { name: "ping.response", implemented: true, set: |d, v| { d.ping_response = some(v); Ok(()) } },
-    Directive { name: "access.log", implemented: false, set: |d, v| { d.access_log = Some(v.to_string()).filter(|s| !s.is_empty()); Ok(()) } },
-    Directive { name: "access.format", implemented: false, set: |d, v| { d.cfg.access_format = some(v); Ok(()) } },
+    Directive { name: "access.log", implemented: true, set: |d, v| { d.access_log = Some(v.to_string()).filter(|s| !s.is_empty()); Ok(()) } },
+    Directive { name: "access.format", implemented: true, set: |d, v| { d.cfg.access_format = some(v); Ok(()) } },
     Directive { name: "slowlog", implemented: false, set: |d, v| { d.slowlog = Some(v.to_string()).filter(|s| !s.is_empty()); Ok(()) } },
     Directive { name: "request_slowlog_timeout", implemented: false, set: |d, v| { d.cfg.request_slowlog_timeout = time(v)?; Ok(()) } },
     Directive { name: "request_slowlog_trace_depth", implemented: false, set: |d, v| { d.trace_depth = Some(uint(v)?); Ok(()) } },
@@ -244,7 +244,7 @@ pub(crate) static POOL: &[Directive<PoolDraft>] = &[
 
 /// `access.suppress_path[]` is an array, so it lives outside the table; this flag
 /// plays the table's role for it.
-pub(crate) const ACCESS_SUPPRESS_PATH_IMPLEMENTED: bool = false;
+pub(crate) const ACCESS_SUPPRESS_PATH_IMPLEMENTED: bool = true;
 
 /// The section a directive belongs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use std::time::Duration;
 /// php-fpm refuses a sixth nested file (`ini_recursion++ > 4`).
 const MAX_INCLUDE_DEPTH: usize = 5;
 /// php-fpm's default `access.format`.
-const DEFAULT_ACCESS_FORMAT: &str = "%R - %u %t \"%m %r\" %s";
+use super::DEFAULT_ACCESS_FORMAT;
 /// php ini settings whose relative paths php-fpm anchors at the pool prefix
 /// (`FPM_PHP_INI_TO_EXPAND` in fpm_php.h).
 const PHP_INI_PATHS: &[&str] = &[
@@ -630,7 +630,12 @@ impl<'a> Loader<'a> {
         }
 
         if let Some(a) = d.access_log.take() {
-            c.access_log = Some(resolve(&a, &base));
+            // php-fpm-rs: `journal` is a journal entry per request, not a file
+            if a == "journal" {
+                c.access_journal = true;
+            } else {
+                c.access_log = Some(resolve(&a, &base));
+            }
             if c.access_format.is_none() {
                 c.access_format = Some(DEFAULT_ACCESS_FORMAT.to_string());
             }
@@ -809,6 +814,7 @@ impl PoolDraft {
                 ping_path: None,
                 ping_response: None,
                 access_log: None,
+                access_journal: false,
                 access_format: None,
                 access_suppress_paths: Vec::new(),
                 slowlog: None,

@@ -20,6 +20,9 @@ use std::time::Duration;
 pub use directives::{all as directives, DirectiveInfo, Section};
 pub use loader::{load, load_str, load_with_pool_file};
 
+/// php-fpm's `access.format` default.
+pub const DEFAULT_ACCESS_FORMAT: &str = "%R - %u %t \"%m %r\" %s";
+
 /// php-fpm's compiled-in PHP_PREFIX on Debian: base for relative pool paths and includes.
 pub const DEFAULT_PREFIX: &str = "/usr";
 /// php-fpm's compiled-in PHP_LOCALSTATEDIR on Debian: base for relative pid/error_log.
@@ -307,6 +310,8 @@ pub struct PoolConfig {
     pub ping_response: Option<String>,
     /// `access.log`, absolute.
     pub access_log: Option<PathBuf>,
+    /// `access.log = journal` (php-fpm-rs): one journal entry per request.
+    pub access_journal: bool,
     /// `access.format`, php-fpm's default when `access.log` is set.
     pub access_format: Option<String>,
     /// `access.suppress_path[]` entries.

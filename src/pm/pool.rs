@@ -35,6 +35,8 @@ pub struct Pool {
     pub(super) warned_max_children: bool,
     pub(super) spawned_this_second: (Instant, u32),
     pub(super) ondemand_recheck: Option<Instant>,
+    /// The access log, opened here so every worker appends to the same file.
+    pub(super) access: Option<crate::worker::AccessLog>,
 }
 
 impl Pool {
@@ -54,7 +56,9 @@ impl Pool {
         let (r, w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
                 .with_context(|| format!("[pool {}] creating the notice pipe", config.name))?;
+        let access = access_log(&config)?;
         Ok(Pool {
+            access,
             config,
             listener,
             credentials,
@@ -97,6 +101,7 @@ impl Pool {
                 ..crate::fastcgi::Limits::default()
             },
             terminate_timeout_us: self.config.request_terminate_timeout.as_micros() as u64,
+            access: self.access.clone(),
             pages: crate::worker::Pages {
                 status_path: self.config.pm_status_path.clone(),
                 ping_path: self.config.ping_path.clone(),
@@ -133,4 +138,38 @@ impl Pool {
             ),
         );
     }
+}
+
+/// Parses `access.format` and opens `access.log` (append, created if missing).
+fn access_log(config: &PoolConfig) -> Result<Option<crate::worker::AccessLog>> {
+    if config.access_log.is_none() && !config.access_journal {
+        return Ok(None);
+    }
+    let text = config
+        .access_format
+        .as_deref()
+        .unwrap_or(crate::config::DEFAULT_ACCESS_FORMAT);
+    let format = crate::access::Format::parse(text)
+        .map_err(|e| anyhow::anyhow!("{}: [pool {}] {e}", config.location, config.name))?;
+    let file = match &config.access_log {
+        Some(path) => Some(std::sync::Arc::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| {
+                    format!(
+                        "[pool {}] opening access.log {}",
+                        config.name,
+                        path.display()
+                    )
+                })?,
+        )),
+        None => None,
+    };
+    Ok(Some(crate::worker::AccessLog {
+        format,
+        file,
+        suppress: config.access_suppress_paths.clone(),
+    }))
 }

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
 
+use crate::access;
 use crate::cgi::{self, Env, PathSettings};
 use crate::fastcgi::{Connection, Limits};
 use crate::logging::{self, Level};
@@ -39,6 +40,119 @@ pub struct WorkerSettings {
     pub terminate_timeout_us: u64,
     /// The status and ping pages this pool answers itself.
     pub pages: Pages,
+    /// The access log, when the pool has one.
+    pub access: Option<AccessLog>,
+}
+
+/// Where and how a pool logs each request.
+#[derive(Debug, Clone)]
+pub struct AccessLog {
+    /// `access.format`, parsed.
+    pub format: access::Format,
+    /// `access.log` opened by the master (O_APPEND, shared by the workers), or
+    /// `None` for `access.log = journal`.
+    pub file: Option<std::sync::Arc<std::fs::File>>,
+    /// `access.suppress_path[]`: request URIs that are not logged.
+    pub suppress: Vec<String>,
+}
+
+impl access::Params for Env {
+    fn param(&self, name: &[u8]) -> Option<&[u8]> {
+        self.get(name)
+    }
+}
+
+/// What a request's access line needs beyond the parameters.
+struct Finished {
+    status: u16,
+    memory: u64,
+    cpu_us: u64,
+    start_us: u64,
+    end_us: u64,
+}
+
+fn wall_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Writes the request's access line: one write(2) per line to the shared file, or a
+/// journal entry with the request's fields.
+/// The FastCGI client's IP, as php-fpm's `%R` (`-` on a unix socket).
+fn peer_ip(fd: i32) -> String {
+    use nix::sys::socket::{getpeername, SockaddrStorage};
+    match getpeername::<SockaddrStorage>(fd) {
+        Ok(a) => {
+            if let Some(v4) = a.as_sockaddr_in() {
+                v4.ip().to_string()
+            } else if let Some(v6) = a.as_sockaddr_in6() {
+                v6.ip().to_string()
+            } else {
+                String::new()
+            }
+        }
+        Err(_) => String::new(),
+    }
+}
+
+fn log_access(log: &AccessLog, pool: &str, env: &Env, uri: &[u8], done: &Finished, fd: i32) {
+    if log.suppress.iter().any(|p| p.as_bytes() == uri) {
+        return;
+    }
+    let g = |k: &[u8]| env.get(k).unwrap_or_default();
+    let peer = peer_ip(fd);
+    let record = access::Record {
+        pool,
+        remote: peer.as_bytes(),
+        user: g(b"REMOTE_USER"),
+        method: g(b"REQUEST_METHOD"),
+        uri,
+        query: g(b"QUERY_STRING"),
+        script: g(b"SCRIPT_FILENAME"),
+        content_length: std::str::from_utf8(g(b"CONTENT_LENGTH"))
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0),
+        status: done.status,
+        pid: std::process::id(),
+        ppid: nix::unistd::getppid().as_raw() as u32,
+        start_us: done.start_us,
+        end_us: done.end_us,
+        cpu_us: done.cpu_us,
+        memory: done.memory,
+    };
+    let line = log.format.render(&record, env);
+    match &log.file {
+        Some(f) => {
+            let mut buf = line.into_bytes();
+            buf.push(b'\n');
+            let _ = std::io::Write::write(&mut &**f, &buf);
+        }
+        None => {
+            let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+            let wall = done.end_us.saturating_sub(done.start_us);
+            let entry = logging::journal::AccessEntry {
+                pool,
+                method: &text(record.method),
+                uri: &text(uri),
+                status: done.status,
+                duration_usec: wall,
+                cpu_percent: if wall == 0 {
+                    0.0
+                } else {
+                    done.cpu_us as f64 / wall as f64 * 100.0
+                },
+                memory_bytes: done.memory,
+                remote_addr: &text(g(b"REMOTE_ADDR")),
+                script: &text(record.script),
+            };
+            if !logging::journal::access(&entry, &line) {
+                // no journal (a terminal, a container): the line goes to the error log
+                logging::raw(&line);
+            }
+        }
+    }
 }
 
 /// `pm.status_path`, `ping.path` and `ping.response`.
@@ -216,20 +330,36 @@ fn serve_connection(
                 if ctx.settings.max_requests > 0 && *served + 1 == ctx.settings.max_requests {
                     ctx.report.retiring();
                 }
-                inflight::begin(transport.raw_fd(), id, scoreboard::now_us());
+                let conn_fd = transport.raw_fd();
+                inflight::begin(conn_fd, id, scoreboard::now_us());
+                let start_us = if ctx.settings.access.is_some() {
+                    wall_us()
+                } else {
+                    0
+                };
                 let mut exchange = Exchange::new(transport, conn, id);
                 exchange.stderr_to_client = ctx.stderr_to_client;
                 exchange.slot = Some(ctx.report.slot);
-                let memory = run_request(ctx, &mut exchange);
+                let (memory, status) = run_request(ctx, &mut exchange);
                 *served += 1;
                 ctx.report.slot.set_state(WorkerState::Finishing);
                 exchange.end();
                 inflight::end();
                 let cpu = cpu_us();
-                ctx.report
-                    .slot
-                    .end_request(cpu.saturating_sub(*ctx.cpu_mark), memory);
+                let cpu_used = cpu.saturating_sub(*ctx.cpu_mark);
+                ctx.report.slot.end_request(cpu_used, memory);
                 *ctx.cpu_mark = cpu;
+                if let Some(log) = &ctx.settings.access {
+                    let done = Finished {
+                        status,
+                        memory,
+                        cpu_us: cpu_used,
+                        start_us,
+                        end_us: wall_us(),
+                    };
+                    let uri = request_uri(ctx.env);
+                    log_access(log, &ctx.settings.pool, ctx.env, &uri, &done, conn_fd);
+                }
                 if let Some(e) = exchange.error.take() {
                     return Err(e);
                 }
@@ -260,8 +390,8 @@ fn serve_connection(
     }
 }
 
-/// Runs one request; returns its peak memory.
-fn run_request(ctx: &mut RunContext<'_>, io: &mut Exchange<'_>) -> u64 {
+/// Runs one request; returns its peak memory and HTTP status.
+fn run_request(ctx: &mut RunContext<'_>, io: &mut Exchange<'_>) -> (u64, u16) {
     let env = &mut *ctx.env;
     let resolved = cgi::resolve(env, ctx.paths);
     let uri = resolved
@@ -271,7 +401,7 @@ fn run_request(ctx: &mut RunContext<'_>, io: &mut Exchange<'_>) -> u64 {
         .unwrap_or_default();
     let uri = uri.split(|&c| c == b'?').next().unwrap_or_default();
     if answer_page(ctx.settings, ctx.report, env, io, uri) {
-        return 0;
+        return (0, 200);
     }
     ctx.report.slot.begin_request(&RequestInfo {
         method: env.get(b"REQUEST_METHOD").unwrap_or_default(),
@@ -344,12 +474,12 @@ fn run_request(ctx: &mut RunContext<'_>, io: &mut Exchange<'_>) -> u64 {
                 logging::log(Level::Error, &format!("[pool {}] {msg}", ctx.settings.pool));
                 io.stderr_message(b"", msg.as_bytes());
             }
-            outcome.peak_memory as u64
+            (outcome.peak_memory as u64, outcome.http_status)
         }
         Err(e) => {
             logging::log(Level::Error, &format!("[pool {}] {e}", ctx.settings.pool));
             let _ = io.write(b"Status: 500 Internal Server Error\r\nContent-type: text/html; charset=UTF-8\r\n\r\n");
-            0
+            (0, 500)
         }
     }
 }
@@ -408,4 +538,17 @@ fn answer_page(
     }
     io.write(head.as_bytes());
     true
+}
+
+/// PHP's request_uri for the access log and pages: SCRIPT_NAME after the CGI fix-up
+/// rules, else REQUEST_URI without its query.
+fn request_uri(env: &Env) -> Vec<u8> {
+    let uri = env
+        .get(b"SCRIPT_NAME")
+        .or_else(|| env.get(b"REQUEST_URI"))
+        .unwrap_or_default();
+    uri.split(|&c| c == b'?')
+        .next()
+        .unwrap_or_default()
+        .to_vec()
 }

@@ -139,6 +139,17 @@ pub fn children_listed(parent: u32) -> Vec<u32> {
 
 /// One FastCGI request, read to END_REQUEST.
 pub fn request(sock: &Path, script: &Path, query: &str) -> std::io::Result<Response> {
+    request_with(sock, script, query, "GET", &[])
+}
+
+/// A request with another method and extra params.
+pub fn request_with(
+    sock: &Path,
+    script: &Path,
+    query: &str,
+    method: &str,
+    extra: &[(&str, &str)],
+) -> std::io::Result<Response> {
     let mut s = UnixStream::connect(sock)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut out = Vec::new();
@@ -146,13 +157,16 @@ pub fn request(sock: &Path, script: &Path, query: &str) -> std::io::Result<Respo
         "/{}",
         script.file_name().unwrap_or_default().to_string_lossy()
     );
-    RequestBuilder::new(1, false)
+    let mut req = RequestBuilder::new(1, false)
         .param("SCRIPT_FILENAME", script.to_string_lossy().as_bytes())
         .param("SCRIPT_NAME", name.as_bytes())
         .param("REQUEST_URI", format!("{name}?{query}").as_bytes())
         .param("QUERY_STRING", query.as_bytes())
-        .param("REQUEST_METHOD", "GET")
-        .encode(&mut out);
+        .param("REQUEST_METHOD", method);
+    for (k, v) in extra {
+        req = req.param(k, v);
+    }
+    req.encode(&mut out);
     s.write_all(&out)?;
     let mut dec = ResponseDecoder::new();
     let mut buf = [0u8; 65536];
