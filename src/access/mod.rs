@@ -126,53 +126,54 @@ impl Format {
                 continue;
             }
             let a = arg.as_deref();
-            let part =
-                match k {
-                    'C' => Part::Cpu,
-                    'd' => Part::Duration(match a {
-                        None | Some("seconds") => TimeUnit::Seconds,
-                        Some("mili" | "milli" | "miliseconds" | "milliseconds") => TimeUnit::Milli,
-                        Some("micro" | "microseconds") => TimeUnit::Micro,
-                        Some(x) => return Err(format!(
+            let part = match k {
+                'C' => Part::Cpu,
+                'd' => Part::Duration(match a {
+                    None | Some("seconds") => TimeUnit::Seconds,
+                    Some("mili" | "milli" | "miliseconds" | "milliseconds") => TimeUnit::Milli,
+                    Some("micro" | "microseconds") => TimeUnit::Micro,
+                    Some(x) => {
+                        return Err(format!(
                             "access.format: '%{{{x}}}d' is not a time unit (seconds, mili, micro)"
-                        )),
-                    }),
-                    'e' => Part::Env(
-                        a.filter(|x| !x.is_empty())
-                            .ok_or("access.format: '%e' needs a variable name: %{NAME}e")?
-                            .to_string(),
-                    ),
-                    'f' => Part::Script,
-                    'l' => Part::ContentLength,
-                    'm' => Part::Method,
-                    'M' => {
-                        Part::Memory(match a {
-                            None | Some("bytes") => SizeUnit::Bytes,
-                            Some("kilo" | "kilobytes") => SizeUnit::Kilo,
-                            Some("mega" | "megabytes") => SizeUnit::Mega,
-                            Some(x) => return Err(format!(
-                                "access.format: '%{{{x}}}M' is not a size unit (bytes, kilo, mega)"
-                            )),
-                        })
+                        ))
                     }
-                    'n' => Part::Pool,
-                    'o' => Part::Header(
-                        a.filter(|x| !x.is_empty())
-                            .ok_or("access.format: '%o' needs a header name: %{NAME}o")?
-                            .to_string(),
-                    ),
-                    'p' => Part::Pid,
-                    'P' => Part::Ppid,
-                    'q' => Part::Query,
-                    'Q' => Part::QueryMark,
-                    'r' => Part::Uri,
-                    'R' => Part::Remote,
-                    's' => Part::Status,
-                    't' => Part::Start(a.unwrap_or(DEFAULT_TIME).to_string()),
-                    'T' => Part::End(a.unwrap_or(DEFAULT_TIME).to_string()),
-                    'u' => Part::User,
-                    x => return Err(format!("access.format: unsupported placeholder '%{x}'")),
-                };
+                }),
+                'e' => Part::Env(
+                    a.filter(|x| !x.is_empty())
+                        .ok_or("access.format: '%e' needs a variable name: %{NAME}e")?
+                        .to_string(),
+                ),
+                'f' => Part::Script,
+                'l' => Part::ContentLength,
+                'm' => Part::Method,
+                'M' => Part::Memory(match a {
+                    None | Some("bytes") => SizeUnit::Bytes,
+                    Some("kilo" | "kilobytes") => SizeUnit::Kilo,
+                    Some("mega" | "megabytes") => SizeUnit::Mega,
+                    Some(x) => {
+                        return Err(format!(
+                            "access.format: '%{{{x}}}M' is not a size unit (bytes, kilo, mega)"
+                        ))
+                    }
+                }),
+                'n' => Part::Pool,
+                'o' => Part::Header(
+                    a.filter(|x| !x.is_empty())
+                        .ok_or("access.format: '%o' needs a header name: %{NAME}o")?
+                        .to_string(),
+                ),
+                'p' => Part::Pid,
+                'P' => Part::Ppid,
+                'q' => Part::Query,
+                'Q' => Part::QueryMark,
+                'r' => Part::Uri,
+                'R' => Part::Remote,
+                's' => Part::Status,
+                't' => Part::Start(a.unwrap_or(DEFAULT_TIME).to_string()),
+                'T' => Part::End(a.unwrap_or(DEFAULT_TIME).to_string()),
+                'u' => Part::User,
+                x => return Err(format!("access.format: unsupported placeholder '%{x}'")),
+            };
             if !lit.is_empty() {
                 parts.push(Part::Literal(std::mem::take(&mut lit)));
             }
