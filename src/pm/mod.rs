@@ -753,7 +753,14 @@ impl Master {
             return;
         }
         pool.ondemand_recheck = Some(Instant::now() + ONDEMAND_RECHECK);
-        if pool.idle() > 0 {
+        // a worker still starting will take the waiting connection: one fork per
+        // connection, not one per recheck while a slow start is under way
+        let starting = pool
+            .children
+            .values()
+            .filter(|c| c.counts() && c.state() == WorkerState::Starting)
+            .count();
+        if pool.idle() > 0 || starting > 0 {
             return;
         }
         pool.warned_max_children = false;
