@@ -271,7 +271,35 @@ fn serve(args: &Args, loaded: config::Loaded) -> Result<i32> {
                 None => listen::bind_pool(&p, owner)?,
             },
         };
-        pools.push(Pool::new(p, listener, credentials)?);
+        let name = p.name.clone();
+        let status_listen = p.pm_status_listen.clone();
+        let status_cfg = status_listen.as_ref().map(|addr| {
+            let mut c = p.clone();
+            c.listen = addr.clone();
+            c
+        });
+        let mut pool = Pool::new(p, listener, credentials)?;
+        // the pool's other sockets and its status socket: inherited across a
+        // reload, else passed by systemd, else (status) bound from pm.status_listen
+        let mut extra = adopted.take_prefixed(&handoff::extra_key(&name, ""));
+        extra.extend(activation.take_extra(&name));
+        for l in extra {
+            pool.add_socket(l);
+        }
+        let status = match adopted.sockets.remove(&handoff::status_key(&name)) {
+            Some((fd, owned)) => Some(listen::inherited_as(fd, owned, status_cfg.as_ref())),
+            None => match activation.take_status(&name) {
+                Some(l) => Some(l),
+                None => match &status_cfg {
+                    Some(c) => Some(listen::bind_pool(c, owner)?),
+                    None => None,
+                },
+            },
+        };
+        if let Some(l) = status {
+            pool.serve_status(l);
+        }
+        pools.push(pool);
     }
     // sockets of pools the new configuration dropped: their old workers are told to
     // finish, and nobody accepts on them any more

@@ -191,3 +191,88 @@ fn a_passed_datagram_socket_is_refused_with_the_fix() {
         "{log}"
     );
 }
+
+#[test]
+fn several_passed_sockets_are_served_and_the_status_socket_by_the_master() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (conf, _notify) = setup(d);
+    std::fs::write(d.join("slow.php"), "<?php usleep(1500000); echo 'slow';").expect("write");
+    let (main, second, status) = (
+        d.join("main.sock"),
+        d.join("second.sock"),
+        d.join("status.sock"),
+    );
+    let child = Command::new(ACTIVATE)
+        .arg("-l")
+        .arg(&main)
+        .arg("-l")
+        .arg(&second)
+        .arg("-l")
+        .arg(&status)
+        .arg("--fdname=php-fpm@t.socket:t:status")
+        .args([env!("CARGO_BIN_EXE_php-fpm-rs"), "-F", "-R", "-n", "-y"])
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn systemd-socket-activate");
+    let _server = Reaped(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !status.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no sockets from systemd-socket-activate"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // both pool sockets reach the workers (the first connection starts the pool)
+    assert!(get(&main, &d.join("hello.php")).starts_with("hi from "));
+    assert!(get(&second, &d.join("hello.php")).starts_with("hi from "));
+    // two slow requests occupy both workers; the status socket still answers
+    let slow: Vec<_> = [main.clone(), second.clone()]
+        .into_iter()
+        .map(|s| {
+            let script = d.join("slow.php");
+            std::thread::spawn(move || get(&s, &script))
+        })
+        .collect();
+    let log = d.join("fpm.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let body = get_page(&status, "/status");
+        if body.contains("active processes:     2") {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "both workers busy: {body}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(body.contains("idle processes:       0"), "{body}");
+    for t in slow {
+        assert_eq!(t.join().expect("client"), "slow");
+    }
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(!text.contains("not served"), "{text}");
+}
+
+/// A status page from the master's status socket (no script behind it).
+fn get_page(sock: &Path, path: &str) -> String {
+    let mut s = UnixStream::connect(sock).expect("connect to the status socket");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut out = Vec::new();
+    RequestBuilder::new(1, false)
+        .param("SCRIPT_NAME", path)
+        .param("REQUEST_METHOD", "GET")
+        .encode(&mut out);
+    s.write_all(&out).expect("send request");
+    let mut dec = ResponseDecoder::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = s.read(&mut buf).expect("read response");
+        assert!(n > 0, "closed before END_REQUEST");
+        if let Some(r) = dec.push(&buf[..n]).expect("valid FastCGI") {
+            return String::from_utf8_lossy(r.split_headers().1).into_owned();
+        }
+    }
+}

@@ -146,3 +146,65 @@ fn max_active_processes_is_remembered() {
         "{body}"
     );
 }
+
+fn page_on(sock: &std::path::Path, path: &str, query: &str) -> (Vec<(String, String)>, String) {
+    use php_fpm_rs::fastcgi::client::{RequestBuilder, ResponseDecoder};
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(sock).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut out = Vec::new();
+    RequestBuilder::new(1, false)
+        .param("SCRIPT_NAME", path)
+        .param("QUERY_STRING", query)
+        .param("REQUEST_METHOD", "GET")
+        .encode(&mut out);
+    s.write_all(&out).expect("send");
+    let mut dec = ResponseDecoder::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        let n = s.read(&mut buf).expect("read");
+        assert!(n > 0, "closed before the end");
+        if let Some(r) = dec.push(&buf[..n]).expect("valid") {
+            let (h, b) = r.split_headers();
+            return (h, String::from_utf8_lossy(b).into_owned());
+        }
+    }
+}
+
+#[test]
+fn the_status_listen_socket_answers_while_every_worker_is_busy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let status_sock = dir.path().join("status.sock");
+    let server = start(&format!(
+        "pm = static\npm.max_children = 1\npm.status_path = /status\npm.status_listen = {}",
+        status_sock.display()
+    ));
+    // the only worker is busy for 2 s
+    let busy = {
+        let (sock, script) = (server.sock.clone(), server.script("sleep.php"));
+        std::thread::spawn(move || support::request(&sock, &script, "ms=2000"))
+    };
+    wait_for(Duration::from_secs(5), "the worker to be busy", || {
+        let (_, body) = page_on(&status_sock, "/status", "");
+        field(&body, "active processes") == "1"
+    });
+    let t0 = std::time::Instant::now();
+    let (headers, body) = page_on(&status_sock, "/status", "full");
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_millis(500),
+        "answered by the master at once: {took:?}"
+    );
+    assert_eq!(field(&body, "idle processes"), "0", "{body}");
+    assert!(body.contains("state:                Running"), "{body}");
+    assert!(headers.contains(&("Content-type".into(), "text/plain;charset=UTF-8".into())));
+    let (_, ping) = page_on(&status_sock, "/ping", "");
+    assert_eq!(ping, "pong", "ping defaults on the status socket");
+    let (headers, _) = page_on(&status_sock, "/hello.php", "");
+    assert!(
+        headers.contains(&("Status".into(), "404 Not Found".into())),
+        "only the pages live there: {headers:?}"
+    );
+    assert!(busy.join().expect("client").is_ok());
+}

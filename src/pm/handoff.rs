@@ -212,6 +212,40 @@ pub struct Adopted {
     pub pipes: HashMap<RawFd, OwnedFd>,
 }
 
+/// The handoff key of a pool's extra socket (`display` tells several apart).
+pub fn extra_key(pool: &str, display: &str) -> String {
+    format!("extra:{pool}:{display}")
+}
+
+/// The handoff key of a pool's status socket.
+pub fn status_key(pool: &str) -> String {
+    format!("status:{pool}")
+}
+
+impl Adopted {
+    /// Removes and returns the sockets whose key starts with `prefix`.
+    pub fn take_prefixed(&mut self, prefix: &str) -> Vec<crate::pm::listen::Listener> {
+        let keys: Vec<String> = self
+            .sockets
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| {
+                // extra sockets come from systemd only: never this master's files
+                let (fd, _) = self.sockets.remove(&k)?;
+                let display = k[prefix.len()..].to_string();
+                Some(crate::pm::listen::Listener {
+                    fd,
+                    path: None,
+                    display,
+                })
+            })
+            .collect()
+    }
+}
+
 /// Takes ownership of every descriptor the handoff names; descriptors that are not
 /// open are reported and skipped.
 pub fn adopt(h: &Handoff) -> (Adopted, Vec<String>) {

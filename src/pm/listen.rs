@@ -181,6 +181,19 @@ pub fn inherited(pool: &PoolConfig, fd: OwnedFd, owned: bool) -> Listener {
     Listener { fd, path, display }
 }
 
+/// Wraps an inherited status socket; `config` is the pool with `listen` set to its
+/// `pm.status_listen`, when the master bound it (and so removes its file at exit).
+pub fn inherited_as(fd: OwnedFd, owned: bool, config: Option<&PoolConfig>) -> Listener {
+    match config {
+        Some(c) => inherited(c, fd, owned),
+        None => Listener {
+            fd,
+            path: None,
+            display: "status socket".into(),
+        },
+    }
+}
+
 /// Resolves a user name (or numeric id) to its uid and primary gid.
 ///
 /// # Errors

@@ -14,6 +14,7 @@ pub mod listen;
 pub mod policy;
 pub mod pool;
 pub mod reload;
+pub mod status_server;
 
 pub use pool::Pool;
 pub use reload::{inherited_children, ReloadSpec};
@@ -432,8 +433,11 @@ impl Master {
         self.ondemand = None;
         for (j, pool) in self.pools.iter_mut().enumerate() {
             pool.children.clear();
+            // the status socket is the master's to answer
+            pool.status = None;
             if j != i {
                 let _ = nix::unistd::close(pool.listener.fd.as_raw_fd());
+                pool.extra.clear();
             }
         }
         let _ = nix::unistd::dup2(out.as_raw_fd(), 1);
@@ -501,9 +505,12 @@ impl Master {
             board: &pool.board,
             notices: pool.notices.1.try_clone().ok(),
         };
-        let listener = pool.listener.fd.as_raw_fd();
+        let listeners: Vec<_> = std::iter::once(&pool.listener)
+            .chain(&pool.extra)
+            .map(|l| l.fd.as_raw_fd())
+            .collect();
         let settings = pool.settings(max_requests);
-        worker::serve(&mut engine, listener, &settings, &report);
+        worker::serve(&mut engine, &listeners, &settings, &report);
         drop(engine);
         0
     }
@@ -533,6 +540,11 @@ impl Master {
         if let Some(w) = self.notifier.next_wakeup(now) {
             at = at.min(now + w);
         }
+        for p in &self.pools {
+            if let Some(d) = p.status.as_ref().and_then(|s| s.next_deadline()) {
+                at = at.min(d);
+            }
+        }
         at
     }
 
@@ -543,6 +555,8 @@ impl Master {
             Epoll,
             Notices(usize),
             Pipe(Pid, Stream),
+            StatusAccept(usize),
+            StatusConn(usize, usize),
         }
         let now = Instant::now();
         let wait = self.next_deadline(now).saturating_duration_since(now);
@@ -555,6 +569,24 @@ impl Master {
         for (pi, pool) in self.pools.iter().enumerate() {
             pfds.push(PollFd::new(pool.notices.0.as_fd(), PollFlags::POLLIN));
             srcs.push(Src::Notices(pi));
+            let Some(server) = &pool.status else { continue };
+            for (fd, interest) in server.interests() {
+                match interest {
+                    status_server::Interest::Accept => {
+                        pfds.push(PollFd::new(fd, PollFlags::POLLIN));
+                        srcs.push(Src::StatusAccept(pi));
+                    }
+                    status_server::Interest::Conn(i, write) => {
+                        let flags = if write {
+                            PollFlags::POLLOUT
+                        } else {
+                            PollFlags::POLLIN
+                        };
+                        pfds.push(PollFd::new(fd, flags));
+                        srcs.push(Src::StatusConn(pi, i));
+                    }
+                }
+            }
         }
         for (pid, child) in self.every_child() {
             for (k, stream) in [Stream::Stdout, Stream::Stderr, Stream::Log]
@@ -594,6 +626,23 @@ impl Master {
                 Src::Epoll => self.on_ondemand_events(),
                 Src::Notices(pi) => self.on_notices(pi),
                 Src::Pipe(pid, stream) => self.relay(pid, stream),
+                Src::StatusAccept(pi) => {
+                    if let Some(server) = &mut self.pools[pi].status {
+                        server.accept();
+                    }
+                }
+                Src::StatusConn(pi, i) => {
+                    let pool = &mut self.pools[pi];
+                    if let Some(server) = &mut pool.status {
+                        server.ready(i, &pool.config.name, &pool.board);
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        for pool in &mut self.pools {
+            if let Some(server) = &mut pool.status {
+                server.sweep(now);
             }
         }
         let now = Instant::now();
@@ -1192,8 +1241,11 @@ impl Master {
 
     fn exit_now(&mut self) -> i32 {
         for pool in &self.pools {
-            if let Some(path) = &pool.listener.path {
-                let _ = std::fs::remove_file(path);
+            let status = pool.status.as_ref().map(|s| &s.listener);
+            for l in std::iter::once(&pool.listener).chain(status) {
+                if let Some(path) = &l.path {
+                    let _ = std::fs::remove_file(path);
+                }
             }
         }
         logging::log(Level::Notice, "exiting, bye-bye!");

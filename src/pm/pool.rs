@@ -37,6 +37,10 @@ pub struct Pool {
     pub(super) ondemand_recheck: Option<Instant>,
     /// The access log, opened here so every worker appends to the same file.
     pub(super) access: Option<crate::worker::AccessLog>,
+    /// More sockets the workers accept on (systemd passed several for this pool).
+    pub extra: Vec<Listener>,
+    /// The status-only socket, answered by the master.
+    pub(super) status: Option<super::status_server::StatusServer>,
 }
 
 impl Pool {
@@ -59,6 +63,8 @@ impl Pool {
         let access = access_log(&config)?;
         Ok(Pool {
             access,
+            extra: Vec::new(),
+            status: None,
             config,
             listener,
             credentials,
@@ -102,17 +108,48 @@ impl Pool {
             },
             terminate_timeout_us: self.config.request_terminate_timeout.as_micros() as u64,
             access: self.access.clone(),
-            pages: crate::worker::Pages {
-                status_path: self.config.pm_status_path.clone(),
-                ping_path: self.config.ping_path.clone(),
-                ping_response: self.config.ping_response.clone().unwrap_or_default(),
-                process_manager: match self.config.pm {
-                    crate::config::PmStyle::Static => "static",
-                    crate::config::PmStyle::Dynamic => "dynamic",
-                    crate::config::PmStyle::OnDemand => "ondemand",
-                },
+            pages: self.pages(),
+        }
+    }
+
+    /// Its status and ping pages.
+    pub(super) fn pages(&self) -> crate::status::Pages {
+        crate::status::Pages {
+            status_path: self.config.pm_status_path.clone(),
+            ping_path: self.config.ping_path.clone(),
+            ping_response: self.config.ping_response.clone().unwrap_or_default(),
+            process_manager: match self.config.pm {
+                crate::config::PmStyle::Static => "static",
+                crate::config::PmStyle::Dynamic => "dynamic",
+                crate::config::PmStyle::OnDemand => "ondemand",
             },
         }
+    }
+
+    /// Adds a socket the workers also accept on; with more than one, all are
+    /// non-blocking (a worker polls them, and must not block in accept() after
+    /// another worker took the connection).
+    pub fn add_socket(&mut self, listener: Listener) {
+        self.extra.push(listener);
+        for l in std::iter::once(&self.listener).chain(&self.extra) {
+            let _ = nix::fcntl::fcntl(
+                std::os::fd::AsRawFd::as_raw_fd(&l.fd),
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            );
+        }
+    }
+
+    /// Gives the pool a status-only socket, answered by the master. Without
+    /// `pm.status_path`/`ping.path`, that socket answers `/status` and `/ping` (the
+    /// pool's own socket still does not).
+    pub fn serve_status(&mut self, listener: Listener) {
+        let mut pages = self.pages();
+        pages.status_path.get_or_insert_with(|| "/status".into());
+        if pages.ping_path.is_none() {
+            pages.ping_path = Some("/ping".into());
+            pages.ping_response = "pong".into();
+        }
+        self.status = Some(super::status_server::StatusServer::new(listener, pages));
     }
 
     pub(super) fn warn_max_children(&mut self, ondemand: bool) {

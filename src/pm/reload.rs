@@ -117,6 +117,20 @@ impl Master {
                 key: listen::address_key(&p.config.listen),
                 owned: p.listener.path.is_some(),
             });
+            for l in &p.extra {
+                h.sockets.push(SocketRecord {
+                    fd: l.fd.as_raw_fd(),
+                    key: handoff::extra_key(&p.config.name, &l.display),
+                    owned: false,
+                });
+            }
+            if let Some(s) = &p.status {
+                h.sockets.push(SocketRecord {
+                    fd: s.listener.fd.as_raw_fd(),
+                    key: handoff::status_key(&p.config.name),
+                    owned: s.listener.path.is_some(),
+                });
+            }
         }
         let mut board_ids: HashMap<*const Scoreboard, u32> = HashMap::new();
         for (pid, c) in self.every_child() {

@@ -7,6 +7,107 @@ use std::fmt::Write as _;
 
 use crate::scoreboard::{SlotSnapshot, WorkerState};
 
+/// `pm.status_path`, `ping.path` and `ping.response` of a pool.
+#[derive(Debug, Clone, Default)]
+pub struct Pages {
+    /// `pm.status_path`.
+    pub status_path: Option<String>,
+    /// `ping.path`.
+    pub ping_path: Option<String>,
+    /// `ping.response`.
+    pub ping_response: String,
+    /// `static`, `dynamic` or `ondemand`, for the status page.
+    pub process_manager: &'static str,
+}
+
+/// Which page a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// The status page.
+    Status,
+    /// The ping page.
+    Ping,
+    /// Neither (only on a status-only socket: answered 404).
+    NotFound,
+}
+
+impl Pages {
+    /// The page `uri` (PHP's request_uri, the script name) names, if any.
+    pub fn which(&self, uri: &[u8]) -> Option<Page> {
+        let is = |p: &Option<String>| p.as_deref().is_some_and(|p| p.as_bytes() == uri);
+        if is(&self.ping_path) {
+            Some(Page::Ping)
+        } else if is(&self.status_path) {
+            Some(Page::Status)
+        } else {
+            None
+        }
+    }
+}
+
+/// The parts of a request the pages look at.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The script name.
+    pub uri: &'a [u8],
+    /// QUERY_STRING (format and `full`).
+    pub query: &'a [u8],
+    /// REQUEST_METHOD (HEAD gets headers only).
+    pub method: &'a [u8],
+}
+
+/// The whole CGI response (headers and body) for `page`, read from `board`.
+pub fn respond(
+    page: Page,
+    req: &Request<'_>,
+    pages: &Pages,
+    pool: &str,
+    board: &crate::scoreboard::Scoreboard,
+) -> Vec<u8> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (status_line, content_type, body) = match page {
+        Page::Ping => ("", "text/plain;charset=UTF-8", pages.ping_response.clone()),
+        Page::NotFound => (
+            "Status: 404 Not Found\r\n",
+            "text/plain;charset=UTF-8",
+            "File not found.\n".to_string(),
+        ),
+        Page::Status => {
+            let h = board.header();
+            let now_unix = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let start = h.start_unix.load(Relaxed) as i64;
+            let status = PoolStatus {
+                pool: pool.to_string(),
+                process_manager: pages.process_manager,
+                start_time: start,
+                start_since: now_unix.saturating_sub(start).max(0) as u64,
+                accepted_conn: h.accepted_conn.load(Relaxed),
+                max_active_processes: h.max_active.load(Relaxed) as u32,
+                max_children_reached: h.max_children_reached.load(Relaxed),
+                ..PoolStatus::default()
+            };
+            let slots: Vec<_> = board.slots().map(|s| s.snapshot()).collect();
+            let (format, full) = parse_query(req.query);
+            let (ct, body) = render(
+                &status,
+                &slots,
+                format,
+                full,
+                crate::scoreboard::now_us(),
+                now_unix,
+            );
+            ("", ct, body)
+        }
+    };
+    let mut out = format!("{status_line}{NO_CACHE}Content-type: {content_type}\r\n\r\n");
+    if req.method != b"HEAD" {
+        out.push_str(&body);
+    }
+    out.into_bytes()
+}
+
 /// Headers php-fpm sends with both pages.
 pub const NO_CACHE: &str =
     "Expires: Thu, 01 Jan 1970 00:00:00 GMT\r\nCache-Control: no-cache, no-store, must-revalidate, max-age=0\r\n";

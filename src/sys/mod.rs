@@ -15,6 +15,17 @@ pub fn accept(listener: RawFd) -> nix::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// Accepts one connection as a non-blocking, close-on-exec descriptor (the master's
+/// status socket, served from its event loop).
+///
+/// # Errors
+/// The errno of accept4 (EAGAIN when nothing waits).
+pub fn accept_nonblocking(listener: RawFd) -> nix::Result<OwnedFd> {
+    let fd = accept4(listener, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK)?;
+    // SAFETY: accept4 just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Which side of a fork this process is on.
 pub enum Forked {
     /// In the parent, with the child's pid.
@@ -222,4 +233,11 @@ pub fn adopt_fd(fd: RawFd) -> nix::Result<OwnedFd> {
     // exactly this use, fcntl just proved it open, and nothing else here owns it;
     // each number appears once in the handoff and is adopted once.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Borrows a listening descriptor the pool owns for as long as the worker runs.
+pub fn borrow_fd<'a>(fd: RawFd) -> std::os::fd::BorrowedFd<'a> {
+    // SAFETY: only called with the pool's listening sockets, which the worker keeps
+    // open for its whole life (they are never closed before it exits).
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }

@@ -63,6 +63,8 @@ pub struct Activation {
     status: Vec<(String, Passed)>,
     /// Whether systemd passed any socket at all.
     active: bool,
+    /// Second and further sockets of a pool, once its first was taken.
+    extra: Vec<(String, Listener)>,
 }
 
 impl Activation {
@@ -116,15 +118,6 @@ impl Activation {
     /// names another address, and a WARNING for sockets this version cannot serve yet
     /// (a second socket per pool, the `status` socket).
     pub fn take(&mut self, pool: &PoolConfig) -> Option<Listener> {
-        for (_, s) in self.status.iter().filter(|(p, _)| *p == pool.name) {
-            logging::log(
-                Level::Warning,
-                &format!(
-                    "[pool {}] socket '{}' ({}) is for the status page, which this version does not serve yet",
-                    pool.name, s.name, s.local
-                ),
-            );
-        }
         let i = self.serve.iter().position(|(p, _)| *p == pool.name);
         let Some(i) = i else {
             if self.active {
@@ -141,14 +134,16 @@ impl Activation {
         };
         let (_, mut socks) = self.serve.swap_remove(i);
         let first = socks.remove(0);
-        for extra in &socks {
+        for extra in socks {
             logging::log(
-                Level::Warning,
+                Level::Notice,
                 &format!(
-                    "[pool {}] socket '{}' ({}) is not served: this version serves one socket per pool",
-                    pool.name, extra.name, extra.local
+                    "[pool {}] also serving {} passed by systemd ({})",
+                    pool.name, extra.local, extra.name
                 ),
             );
+            self.extra
+                .push((pool.name.clone(), systemd_listener(extra)));
         }
         if !same_address(&pool.listen, &first.local) {
             logging::log(
@@ -162,13 +157,41 @@ impl Activation {
                 ),
             );
         }
-        Some(Listener {
-            fd: first.fd,
-            // systemd owns the socket file (RemoveOnStop=): the master never unlinks it,
-            // so connections keep queueing across restarts.
-            path: None,
-            display: format!("{} (from systemd)", first.local),
-        })
+        Some(systemd_listener(first))
+    }
+
+    /// The pool's other sockets (after [`Activation::take`]): its workers accept on
+    /// all of them.
+    pub fn take_extra(&mut self, pool: &str) -> Vec<Listener> {
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.extra)
+            .into_iter()
+            .partition(|(p, _)| p == pool);
+        self.extra = rest;
+        mine.into_iter().map(|(_, l)| l).collect()
+    }
+
+    /// The pool's socket named `status`, served by the master.
+    pub fn take_status(&mut self, pool: &str) -> Option<Listener> {
+        let i = self.status.iter().position(|(p, _)| p == pool)?;
+        let (_, s) = self.status.swap_remove(i);
+        logging::log(
+            Level::Notice,
+            &format!(
+                "[pool {pool}] status and ping pages on {} passed by systemd ({})",
+                s.local, s.name
+            ),
+        );
+        Some(systemd_listener(s))
+    }
+}
+
+fn systemd_listener(s: Passed) -> Listener {
+    Listener {
+        fd: s.fd,
+        // systemd owns the socket file (RemoveOnStop=): the master never unlinks it,
+        // so connections keep queueing across restarts.
+        path: None,
+        display: format!("{} (from systemd)", s.local),
     }
 }
 

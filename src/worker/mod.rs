@@ -39,7 +39,7 @@ pub struct WorkerSettings {
     /// worker only needs it to pick 504 over 503 when it is ended).
     pub terminate_timeout_us: u64,
     /// The status and ping pages this pool answers itself.
-    pub pages: Pages,
+    pub pages: status::Pages,
     /// The access log, when the pool has one.
     pub access: Option<AccessLog>,
 }
@@ -224,7 +224,7 @@ fn cpu_us() -> u64 {
 /// Serves requests on `listener` until told to stop or `max_requests` is reached.
 pub fn serve(
     engine: &mut Engine,
-    listener: RawFd,
+    listeners: &[RawFd],
     settings: &WorkerSettings,
     report: &Reporting<'_>,
 ) {
@@ -241,7 +241,7 @@ pub fn serve(
     let mut cpu_mark = cpu_us();
     while !should_stop(report.slot) {
         report.slot.set_state(WorkerState::Idle);
-        let fd = match sys::accept(listener) {
+        let fd = match accept_any(listeners) {
             Ok(fd) => fd,
             Err(Errno::EINTR) | Err(Errno::ECONNABORTED) | Err(Errno::EAGAIN) => continue,
             Err(e) => {
@@ -279,6 +279,34 @@ pub fn serve(
         }
     }
     report.slot.set_state(WorkerState::Ending);
+}
+
+/// Accepts on the pool's socket: a blocking accept(2) when there is one (the common
+/// case, one syscall), else poll(2) over all of them (they are non-blocking then, so
+/// a worker that loses the race to another one polls again).
+fn accept_any(listeners: &[RawFd]) -> nix::Result<OwnedFd> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::BorrowedFd;
+    match listeners {
+        [one] => sys::accept(*one),
+        many => {
+            let fds: Vec<BorrowedFd<'_>> = many.iter().map(|&fd| sys::borrow_fd(fd)).collect();
+            let mut pfds: Vec<PollFd<'_>> = fds
+                .iter()
+                .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+                .collect();
+            poll(&mut pfds, PollTimeout::NONE)?;
+            for (i, p) in pfds.iter().enumerate() {
+                if p.revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
+                    match sys::accept(many[i]) {
+                        Err(Errno::EAGAIN) => continue,
+                        other => return other,
+                    }
+                }
+            }
+            Err(Errno::EAGAIN)
+        }
+    }
 }
 
 /// SIGQUIT, or the master's quit flag (set instead of a signal for a busy worker,
@@ -494,13 +522,12 @@ fn answer_page(
     uri: &[u8],
 ) -> bool {
     let pages = &settings.pages;
-    let is = |p: &Option<String>| p.as_deref().is_some_and(|p| p.as_bytes() == uri);
-    let (ping, status) = (is(&pages.ping_path), is(&pages.status_path));
-    if !ping && !status {
-        return false;
-    }
     let method = env.get(b"REQUEST_METHOD").unwrap_or_default();
     let query = env.get(b"QUERY_STRING").unwrap_or_default();
+    let page = status::Request { uri, query, method };
+    let Some(kind) = pages.which(uri) else {
+        return false;
+    };
     report.slot.begin_request(&RequestInfo {
         method,
         uri,
@@ -509,34 +536,8 @@ fn answer_page(
         content_length: 0,
     });
     report.slot.set_state(WorkerState::Running);
-    let (content_type, body) = if ping {
-        ("text/plain;charset=UTF-8", pages.ping_response.clone())
-    } else {
-        let board = report.board;
-        let h = board.header();
-        let now_unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let start = h.start_unix.load(Ordering::Relaxed) as i64;
-        let pool = status::PoolStatus {
-            pool: settings.pool.clone(),
-            process_manager: pages.process_manager,
-            start_time: start,
-            start_since: now_unix.saturating_sub(start).max(0) as u64,
-            accepted_conn: h.accepted_conn.load(Ordering::Relaxed),
-            max_active_processes: h.max_active.load(Ordering::Relaxed) as u32,
-            max_children_reached: h.max_children_reached.load(Ordering::Relaxed),
-            ..status::PoolStatus::default()
-        };
-        let slots: Vec<_> = board.slots().map(Slot::snapshot).collect();
-        let (format, full) = status::parse_query(query);
-        status::render(&pool, &slots, format, full, scoreboard::now_us(), now_unix)
-    };
-    let mut head = format!("{}Content-type: {content_type}\r\n\r\n", status::NO_CACHE);
-    if method != b"HEAD" {
-        head.push_str(&body);
-    }
-    io.write(head.as_bytes());
+    let response = status::respond(kind, &page, pages, &settings.pool, report.board);
+    io.write(&response);
     true
 }
 
