@@ -208,3 +208,25 @@ fn the_status_listen_socket_answers_while_every_worker_is_busy() {
     );
     assert!(busy.join().expect("client").is_ok());
 }
+
+#[test]
+fn fpm_get_status_returns_php_fpms_array() {
+    let server = start("pm = static\npm.max_children = 2");
+    std::fs::write(
+        server.script("gs.php"),
+        "<?php $s = fpm_get_status(); echo json_encode([is_array($s), $s['pool'], $s['process-manager'], $s['total-processes'], count($s['procs']), array_keys($s), array_keys($s['procs'][0])]);",
+    )
+    .expect("script");
+    let r = server.get("gs.php", "").expect("request");
+    let (body, ok) = body_ok(&r);
+    assert!(ok, "{body}");
+    assert_eq!(
+        body,
+        concat!(
+            "[true,\"t\",\"static\",2,2,",
+            "[\"pool\",\"process-manager\",\"start-time\",\"start-since\",\"accepted-conn\",\"listen-queue\",\"max-listen-queue\",\"listen-queue-len\",\"idle-processes\",\"active-processes\",\"total-processes\",\"max-active-processes\",\"max-children-reached\",\"slow-requests\",\"procs\"],",
+            "[\"pid\",\"state\",\"start-time\",\"start-since\",\"requests\",\"request-duration\",\"request-method\",\"request-uri\",\"query-string\",\"request-length\",\"user\",\"script\",\"last-request-cpu\",\"last-request-memory\"]]"
+        ),
+        "the keys php-fpm 8.2 returns"
+    );
+}

@@ -11,6 +11,7 @@ pub struct Callbacks {
     pub log_message:
         unsafe extern "C" fn(ctx: *mut c_void, msg: *const c_char, len: usize, syslog_type: c_int),
     pub finish_request: unsafe extern "C" fn(ctx: *mut c_void) -> c_int,
+    pub status_json: unsafe extern "C" fn(ctx: *mut c_void, buf: *mut c_char, cap: usize) -> usize,
 }
 
 #[repr(C)]

@@ -27,6 +27,11 @@ pub trait RequestIo {
     fn log_message(&mut self, msg: &[u8]);
     /// `fastcgi_finish_request()`: completes the response now. `false` if it already was.
     fn finish_request(&mut self) -> bool;
+    /// `fpm_get_status()`: the pool's status as php-fpm's array, in JSON; `None`
+    /// makes the function return false.
+    fn status_json(&mut self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// How PHP finds its configuration, as php-fpm's `-c`, `-n` and `-d`.
@@ -165,6 +170,7 @@ impl Engine {
                 read_body: cb_read_body,
                 log_message: cb_log_message,
                 finish_request: cb_finish_request,
+                status_json: cb_status_json,
             },
         };
         // SAFETY: `startup` and the strings it points to live across the call (the shim
@@ -369,4 +375,16 @@ unsafe extern "C" fn cb_log_message(
 unsafe extern "C" fn cb_finish_request(ctx: *mut c_void) -> c_int {
     // SAFETY: ctx is from Engine::run.
     c_int::from(unsafe { io(ctx) }.finish_request())
+}
+
+unsafe extern "C" fn cb_status_json(ctx: *mut c_void, buf: *mut c_char, cap: usize) -> usize {
+    // SAFETY: ctx is from Engine::run.
+    let Some(json) = unsafe { io(ctx) }.status_json() else {
+        return 0;
+    };
+    if json.len() <= cap {
+        // SAFETY: the shim hands us `cap` writable bytes at `buf`; we copy fewer.
+        unsafe { std::ptr::copy_nonoverlapping(json.as_ptr(), buf.cast::<u8>(), json.len()) };
+    }
+    json.len()
 }

@@ -18,6 +18,7 @@
 #include "zend_extensions.h"
 #include "zend_ini_scanner.h"
 #include "main/php_output.h"
+#include "ext/json/php_json.h"
 
 #include <errno.h>
 #include <syslog.h>
@@ -352,8 +353,35 @@ PHP_FUNCTION(apache_request_headers)
 
 PHP_FUNCTION(fpm_get_status)
 {
+	char small[8192];
+	char *buf = small;
+	size_t len;
 	ZEND_PARSE_PARAMETERS_NONE();
-	RETURN_FALSE;
+	if (!current || !cb.status_json) {
+		RETURN_FALSE;
+	}
+	len = cb.status_json(current->ctx, small, sizeof(small));
+	if (len == 0) {
+		RETURN_FALSE;
+	}
+	if (len > sizeof(small)) {
+		size_t again;
+		buf = emalloc(len);
+		again = cb.status_json(current->ctx, buf, len);
+		if (again == 0 || again > len) {
+			efree(buf);
+			RETURN_FALSE;
+		}
+		len = again;
+	}
+	/* the same keys and types as php-fpm's, decoded by PHP's own JSON parser */
+	if (php_json_decode_ex(return_value, buf, len, PHP_JSON_OBJECT_AS_ARRAY, 64) != SUCCESS) {
+		zval_ptr_dtor(return_value);
+		ZVAL_FALSE(return_value);
+	}
+	if (buf != small) {
+		efree(buf);
+	}
 }
 
 static const zend_function_entry fpmrs_functions[] = {

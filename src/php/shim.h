@@ -21,6 +21,9 @@ typedef struct fpmrs_callbacks {
 	void (*log_message)(void *ctx, const char *msg, size_t len, int syslog_type);
 	/* fastcgi_finish_request(): end the response now. 1 if it ended now, 0 if already ended. */
 	int (*finish_request)(void *ctx);
+	/* fpm_get_status(): the pool's status as JSON, copied into buf up to cap bytes.
+	 * Returns the full length (call again with more room if larger), 0 for none. */
+	size_t (*status_json)(void *ctx, char *buf, size_t cap);
 } fpmrs_callbacks;
 
 /* Process-wide settings for module startup. */

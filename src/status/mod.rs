@@ -108,6 +108,68 @@ pub fn respond(
     out.into_bytes()
 }
 
+/// What `fpm_get_status()` returns, as JSON with php-fpm's keys and types (the shim
+/// decodes it into the PHP array).
+pub fn export_json(pool: &str, pages: &Pages, board: &crate::scoreboard::Scoreboard) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let h = board.header();
+    let now_us = crate::scoreboard::now_us();
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let start = h.start_unix.load(Relaxed) as i64;
+    let slots: Vec<SlotSnapshot> = board.slots().map(|s| s.snapshot()).collect();
+    let live: Vec<&SlotSnapshot> = slots
+        .iter()
+        .filter(|s| s.state != WorkerState::Free && s.pid != 0)
+        .collect();
+    let idle = live.iter().filter(|s| s.state == WorkerState::Idle).count();
+    let active = live.len() - idle;
+    let max_active = (h.max_active.load(Relaxed) as usize).max(active);
+    let mut out = format!(
+        "{{\"pool\":\"{}\",\"process-manager\":\"{}\",\"start-time\":{start},\"start-since\":{},\"accepted-conn\":{},\"listen-queue\":0,\"max-listen-queue\":0,\"listen-queue-len\":0,\"idle-processes\":{idle},\"active-processes\":{active},\"total-processes\":{},\"max-active-processes\":{max_active},\"max-children-reached\":{},\"slow-requests\":0,\"procs\":[",
+        escape_json(pool),
+        pages.process_manager,
+        now_unix.saturating_sub(start).max(0),
+        h.accepted_conn.load(Relaxed),
+        live.len(),
+        h.max_children_reached.load(Relaxed),
+    );
+    for (i, s) in live.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let is_idle = s.state == WorkerState::Idle;
+        let since = now_us.saturating_sub(s.started_us) / 1_000_000;
+        let duration = if is_idle {
+            s.last_duration_us
+        } else {
+            now_us.saturating_sub(s.since_us)
+        };
+        let cpu = if is_idle && s.last_duration_us > 0 {
+            s.last_cpu_us as f64 / s.last_duration_us as f64 * 100.0
+        } else {
+            0.0
+        };
+        let _ = write!(
+            out,
+            "{{\"pid\":{},\"state\":\"{}\",\"start-time\":{},\"start-since\":{since},\"requests\":{},\"request-duration\":{duration},\"request-method\":\"{}\",\"request-uri\":\"{}\",\"query-string\":\"{}\",\"request-length\":{},\"user\":\"-\",\"script\":\"{}\",\"last-request-cpu\":{cpu:.2},\"last-request-memory\":{}}}",
+            s.pid,
+            s.state.name(),
+            now_unix - since as i64,
+            s.requests,
+            escape_json(&dash(&s.method)),
+            escape_json(&s.uri),
+            escape_json(&s.query),
+            s.content_length,
+            escape_json(&dash(&s.script)),
+            if is_idle { s.last_memory } else { 0 },
+        );
+    }
+    out.push_str("]}");
+    out
+}
+
 /// Headers php-fpm sends with both pages.
 pub const NO_CACHE: &str =
     "Expires: Thu, 01 Jan 1970 00:00:00 GMT\r\nCache-Control: no-cache, no-store, must-revalidate, max-age=0\r\n";

@@ -368,6 +368,11 @@ fn serve_connection(
                 let mut exchange = Exchange::new(transport, conn, id);
                 exchange.stderr_to_client = ctx.stderr_to_client;
                 exchange.slot = Some(ctx.report.slot);
+                exchange.status = Some(stream::StatusSource {
+                    board: ctx.report.board,
+                    pool: &ctx.settings.pool,
+                    pages: &ctx.settings.pages,
+                });
                 let (memory, status) = run_request(ctx, &mut exchange);
                 *served += 1;
                 ctx.report.slot.set_state(WorkerState::Finishing);

@@ -240,6 +240,19 @@ pub struct Exchange<'a> {
     pub bytes_out: u64,
     /// The worker's scoreboard slot, told when the script finishes the request early.
     pub slot: Option<&'a Slot>,
+    /// Where `fpm_get_status()` reads from.
+    pub status: Option<StatusSource<'a>>,
+}
+
+/// The pool's scoreboard and names, for `fpm_get_status()`.
+#[derive(Clone, Copy)]
+pub struct StatusSource<'a> {
+    /// The pool's scoreboard.
+    pub board: &'a crate::scoreboard::Scoreboard,
+    /// The pool's name.
+    pub pool: &'a str,
+    /// Its page settings (the process manager's name).
+    pub pages: &'a crate::status::Pages,
 }
 
 impl<'a> Exchange<'a> {
@@ -260,6 +273,7 @@ impl<'a> Exchange<'a> {
             stderr_to_client: true,
             bytes_out: 0,
             slot: None,
+            status: None,
         }
     }
 
@@ -413,6 +427,11 @@ impl RequestIo for Exchange<'_> {
 
     fn log_message(&mut self, msg: &[u8]) {
         self.stderr_message(b"PHP message: ", msg);
+    }
+
+    fn status_json(&mut self) -> Option<Vec<u8>> {
+        let s = self.status?;
+        Some(crate::status::export_json(s.pool, s.pages, s.board).into_bytes())
     }
 
     fn finish_request(&mut self) -> bool {
