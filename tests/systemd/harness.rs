@@ -142,6 +142,17 @@ pub fn tree() -> Result<PathBuf> {
         fs::copy(sources, tmp.join("etc/apt/sources.list.d/debian.sources"))
             .context("copying debian.sources")?;
         let _ = fs::remove_file(tmp.join("etc/apt/sources.list"));
+    } else {
+        // a host with the one-line sources.list: debootstrap wrote bookworm only;
+        // add the point-release and security updates the host's PHP comes from
+        fs::write(
+            tmp.join("etc/apt/sources.list.d/updates.list"),
+            format!(
+                "deb {} bookworm-updates main\ndeb http://deb.debian.org/debian-security bookworm-security main\n",
+                mirror()
+            ),
+        )
+        .context("writing updates.list")?;
     }
     // packages' own services must not start inside the chroot
     let policy = tmp.join("usr/sbin/policy-rc.d");
@@ -222,6 +233,116 @@ pub fn tree() -> Result<PathBuf> {
     fs::rename(&tmp, &tree).context("moving the tree in place")?;
     eprintln!("[nspawn] tree built in {:.0?}", t0.elapsed());
     Ok(tree)
+}
+
+/// The version of `package` installed in `tree` (`None`: not installed).
+#[allow(dead_code)] // tests/packages_install.rs
+pub fn installed_version(tree: &Path, package: &str) -> Option<String> {
+    let out = Command::new("dpkg-query")
+        .arg(format!(
+            "--admindir={}",
+            tree.join("var/lib/dpkg").display()
+        ))
+        .args(["-W", "-f", "${db:Status-Status} ${Version}", package])
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let version = text.strip_prefix("installed ")?.trim();
+    (out.status.success() && !version.is_empty()).then(|| version.to_string())
+}
+
+/// Whether dpkg orders `version` at or after `min`.
+fn version_at_least(version: &str, min: &str) -> bool {
+    Command::new("dpkg")
+        .args(["--compare-versions", version, "ge", min])
+        .stdin(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// What `tree` lacks of `needs` (package, minimum version), as "pkg: have X, need >= Y".
+fn unmet(tree: &Path, needs: &[(String, String)]) -> Vec<String> {
+    needs
+        .iter()
+        .filter_map(|(package, min)| match installed_version(tree, package) {
+            Some(v) if version_at_least(&v, min) => None,
+            Some(v) => Some(format!("{package}: have {v}, need >= {min}")),
+            None => Some(format!("{package}: not installed, need >= {min}")),
+        })
+        .collect()
+}
+
+/// The cached tree ([`tree`]), with every (package, minimum version) of `needs`
+/// installed: what a package built on the host depends on, since the guest has no
+/// network to fetch it. The tree takes bookworm-security from the archive when it is
+/// built, so it only falls behind when the host's PHP was upgraded after that: then
+/// it is rebuilt, once. The old tree is moved aside rather than deleted, since running
+/// guests may have it as their lower layer; trees moved aside are deleted when no
+/// guest is mounted.
+///
+/// # Errors
+/// When the tree cannot be built, or still lacks a package after the rebuild.
+#[allow(dead_code)] // tests/packages_install.rs
+pub fn tree_with(needs: &[(String, String)]) -> Result<PathBuf> {
+    let cached = tree()?;
+    let missing = unmet(&cached, needs);
+    if missing.is_empty() {
+        remove_stale_trees();
+        return Ok(cached);
+    }
+    {
+        let cache = Path::new(CACHE);
+        let lock = fs::File::create(cache.join("tree.lock")).context("creating the tree lock")?;
+        let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| e)
+            .context("locking the tree")?;
+        // another test may have rebuilt it meanwhile
+        if cached.exists() && !unmet(&cached, needs).is_empty() {
+            let aside = cache.join(format!(
+                "tree.stale-{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis())
+                    .unwrap_or(0)
+            ));
+            eprintln!(
+                "[nspawn] the cached tree is older than needed ({}): rebuilding it",
+                missing.join("; ")
+            );
+            fs::rename(&cached, &aside).context("moving the stale tree aside")?;
+        }
+    }
+    let rebuilt = tree()?;
+    let missing = unmet(&rebuilt, needs);
+    if !missing.is_empty() {
+        bail!(
+            "the guest tree {} still lacks {} after a rebuild from the archive: are \
+             bookworm-updates and bookworm-security in the host's apt sources?",
+            rebuilt.display(),
+            missing.join("; ")
+        );
+    }
+    remove_stale_trees();
+    Ok(rebuilt)
+}
+
+/// Deletes the trees [`tree_with`] moved aside, unless an overlay is mounted on the
+/// cache (a running guest, whose lower layer may be one of them).
+fn remove_stale_trees() {
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    if mounts.contains(&format!("lowerdir={CACHE}/")) {
+        return;
+    }
+    let Ok(entries) = fs::read_dir(CACHE) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with("tree.stale-") {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// A booted guest. Dropping it tears it down.
