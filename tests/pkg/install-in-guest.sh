@@ -1,23 +1,15 @@
 #!/bin/bash
 # The package's life in a booted Debian 12 (systemd as PID 1), run INSIDE the guest by
-# the nspawn harness: install, socket activation through nginx, journal, remove, purge.
+# tests/packages_install.rs (`make packages-test`): install, socket activation through
+# nginx, journal, remove, purge.
 #
 #   install-in-guest.sh /path/to/php-fpm-rs_VERSION_ARCH.deb
 #
 # The guest must be a tree of Debian packages only, with libphp8.2-embed (at least
 # the version the .deb was built against: bookworm-security's, as on the build host),
-# nginx-light and curl already installed (the harness runs without network). Prints
-# one "ok"/"FAIL" line per check and exits 1 if any failed.
-#
-# Until the project's harness (tests/, systemd branch) drives it, the recipe of
-# DESIGN.md runs it, with FILES/root/ holding the .deb, this script and, when the
-# bookworm tree is older than the build host's PHP, bookworm-security's php8.2 .debs
-# to dpkg -i first:
-#   SDH_CACHE=/var/tmp/sdharness-pkg SDH_PACKAGES=libphp8.2-embed,nginx-light,curl \
-#     ../shared/reference/systemd-nspawn/run-in-systemd.sh FILES /root/run.sh
-# On 2026-11-21 every check passed except the three of the socket-activated request:
-# the master does not take systemd's socket yet (LISTEN_FDS), it exits with
-# "another FPM instance seems to already listen on it".
+# nginx-light and curl already installed (it runs without network). Prints one
+# "ok"/"FAIL" line per check ("info" lines record what is not checked) and exits 1 if
+# any failed. Every wait is bounded.
 set -u
 DEB=${1:?usage: install-in-guest.sh PACKAGE.deb}
 failed=0
@@ -25,6 +17,9 @@ ok() { echo "ok   $*"; }
 fail() { echo "FAIL $*"; failed=1; }
 check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then ok "$what"; else fail "$what"; fi; }
 active_php_units() { systemctl list-units --no-legend --state=active 'php-fpm*' | grep -c . ; }
+# until SECONDS COMMAND...: runs COMMAND every 0.1 s until it succeeds, for at most SECONDS
+until_ok() { local end=$(( $(date +%s) + $1 )); shift
+  while ! "$@" >/dev/null 2>&1; do [ "$(date +%s)" -lt "$end" ] || return 1; sleep 0.1; done; }
 
 # ---- install: files in place, nothing enabled or started
 apt-get install -y "$DEB" > /tmp/install.log 2>&1 || { cat /tmp/install.log; fail "apt-get install"; exit 1; }
@@ -43,7 +38,13 @@ check "php-fpm-rs -v runs without the libphp.so link" php-fpm-rs -n -v
 # ---- a pool, socket-activated, behind nginx
 sed 's/^\[www\]$/[blog]/' /etc/php-fpm-rs/pool.d/www.conf.example > /etc/php-fpm-rs/pool.d/blog.conf
 mkdir -p /var/www/blog
-echo '<?php echo "hello from ", $_SERVER["SERVER_NAME"] ?? "?", " via ", PHP_SAPI, "\n";' > /var/www/blog/index.php
+# error_log() goes to the pool's log, the journal: the request leaves its trace there
+cat > /var/www/blog/index.php <<'PHP'
+<?php
+error_log("package test: request " . $_SERVER["REQUEST_URI"]);
+echo "hello from ", $_SERVER["SERVER_NAME"] ?? "?", " via ", PHP_SAPI, "\n";
+PHP
+echo '<?php echo php_ini_loaded_file() ?: "none", " ", (int) function_exists("opcache_get_status"), "\n";' > /var/www/blog/ini.php
 check "php-fpm-rs -t on the pool" php-fpm-rs -t -y /etc/php-fpm-rs/pool.d/blog.conf
 sed -e 's/server_name blog.example.org;/server_name blog.test;/' \
     /usr/share/doc/php-fpm-rs/examples/nginx-php-fpm-rs.conf > /etc/nginx/sites-enabled/blog
@@ -52,7 +53,8 @@ check "nginx -t" nginx -t
 systemctl restart nginx   # (a reload would race the request below)
 check "start php-fpm@blog.socket" systemctl start php-fpm@blog.socket
 check "service not running before the first request" sh -c '! systemctl is-active --quiet php-fpm@blog.service'
-body=$(curl -sS --max-time 20 -H 'Host: blog.test' http://127.0.0.1/index.php)
+marker="/index.php?id=$$-$RANDOM"
+body=$(curl -sS --max-time 20 -H 'Host: blog.test' "http://127.0.0.1$marker")
 if [ "$body" = "hello from blog.test via fpm-fcgi" ]; then
   ok "request through nginx: $body"
 else
@@ -61,12 +63,23 @@ else
   tail -n 5 /var/log/nginx/error.log 2>&1 | sed 's/^/     /'
 fi
 check "php-fpm@blog.service started by the request" systemctl is-active --quiet php-fpm@blog.service
-# The master's own start-up line (php-fpm's wording), through the journal.
-if journalctl -u php-fpm@blog --no-pager | grep -q 'ready to handle connections'; then
-  ok "journalctl -u php-fpm@blog shows the pool's log"
+# The master's start-up line (php-fpm's wording) and the request's error_log() line,
+# through the journal (journald reads the streams asynchronously: poll, 15 s at most).
+journal_has() { journalctl -u php-fpm@blog --no-pager -o cat | grep -qF -- "$1"; }
+if until_ok 15 journal_has "ready to handle connections"; then
+  ok "journalctl -u php-fpm@blog shows the pool's start"
 else
   fail "journalctl -u php-fpm@blog has no 'ready to handle connections'"
 fi
+if until_ok 15 journal_has "package test: request $marker"; then
+  ok "journalctl -u php-fpm@blog shows the request: $(journalctl -u php-fpm@blog --no-pager -o cat | grep -F -- "$marker" | head -n 1)"
+  check "the journal entry carries REQUEST_URI=$marker" \
+    sh -c 'journalctl -u php-fpm@blog --no-pager -o cat "REQUEST_URI=$1" | grep -qF "package test: request $1"' sh "$marker"
+else
+  fail "journalctl -u php-fpm@blog has no 'package test: request $marker'"
+  journalctl -u php-fpm@blog --no-pager -n 20 2>&1 | sed 's/^/     /'
+fi
+echo "info php.ini and opcache (php_ini_loaded_file, opcache loaded): $(curl -sS --max-time 20 -H 'Host: blog.test' http://127.0.0.1/ini.php)"
 systemctl enable php-fpm@blog.socket >/dev/null 2>&1
 
 # ---- remove: our units stop, nothing else does, the conffiles stay
@@ -74,6 +87,8 @@ active_before=$(systemctl list-units --no-legend --state=active | grep -v php-fp
 apt-get remove -y php-fpm-rs > /tmp/remove.log 2>&1 || { cat /tmp/remove.log; fail "apt-get remove"; }
 active_after=$(systemctl list-units --no-legend --state=active | grep -v php-fpm | awk '{print $1}' | sort)
 check "remove stops the pool" test "$(active_php_units)" = 0
+check "no php-fpm-rs process left" sh -c '! pgrep -x php-fpm-rs'
+check "the pool's socket file is gone" test ! -e /run/php-fpm/blog.sock
 if [ "$active_before" = "$active_after" ]; then ok "remove stops nothing else"; else fail "remove changed other units: $(diff <(echo "$active_before") <(echo "$active_after") | tr '\n' ' ')"; fi
 check "nginx still active" systemctl is-active --quiet nginx
 check "package in state rc" sh -c 'dpkg -l php-fpm-rs | grep -q "^rc"'
