@@ -1,6 +1,7 @@
 # php-fpm-rs: `make demo` runs a pool behind nginx on 127.0.0.1:8080; `make test` runs
 # every test. Both install what they need (apt-get, as root) first.
-# `make packages-test` builds the .deb and the .rpm into target/pkg/ and compares them.
+# `make packages-test` builds the .deb and the .rpm into target/pkg/, compares them, and
+# installs, runs and removes the .deb in a booted Debian (systemd-nspawn).
 .PHONY: demo test deps build lint pkg-deps deb rpm packages packages-test docs
 
 deps:
@@ -40,5 +41,9 @@ rpm: pkg-deps
 
 packages: deb rpm
 
+# tests/packages.rs: the two file lists agree; tests/packages_install.rs: the .deb's
+# life under a real systemd (install, socket-activated request through nginx, journal,
+# remove, purge), in the guest of tests/systemd.rs, about 10 s once the tree is cached.
 packages-test: packages
 	cargo test --test packages -- --include-ignored
+	cargo test --test packages_install -- --include-ignored --nocapture
