@@ -277,26 +277,43 @@ fn unmet(tree: &Path, needs: &[(String, String)]) -> Vec<String> {
 /// installed: what a package built on the host depends on, since the guest has no
 /// network to fetch it. The tree takes bookworm-security from the archive when it is
 /// built, so it only falls behind when the host's PHP was upgraded after that: then
-/// it is rebuilt, once. The old tree is moved aside rather than deleted, since running
-/// guests may have it as their lower layer; trees moved aside are deleted when no
-/// guest is mounted.
+/// it is rebuilt. The old tree is moved aside rather than deleted, since running
+/// guests may have it as their lower layer, and put back if the rebuild fails (no
+/// network); trees moved aside are deleted when no guest is mounted. A rebuild that
+/// did not help (the archive has no such version) is not tried again for a day.
 ///
 /// # Errors
-/// When the tree cannot be built, or still lacks a package after the rebuild.
+/// When the tree cannot be built, or lacks a package even after a rebuild.
 #[allow(dead_code)] // tests/packages_install.rs
 pub fn tree_with(needs: &[(String, String)]) -> Result<PathBuf> {
     let cached = tree()?;
-    let missing = unmet(&cached, needs);
+    let missing = unmet(&cached, needs).join("; ");
     if missing.is_empty() {
         remove_stale_trees();
         return Ok(cached);
     }
-    {
-        let cache = Path::new(CACHE);
+    let cache = Path::new(CACHE);
+    let lacks = cache.join("tree.lacks");
+    let tried_today = fs::read_to_string(&lacks).is_ok_and(|s| s == missing)
+        && fs::metadata(&lacks)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() < Duration::from_secs(86400));
+    if tried_today {
+        bail!(
+            "the guest tree {} lacks {missing}, and a rebuild less than a day ago did \
+             not help (remove {} to try again)",
+            cached.display(),
+            lacks.display()
+        );
+    }
+    let lock_tree = || -> Result<nix::fcntl::Flock<fs::File>> {
         let lock = fs::File::create(cache.join("tree.lock")).context("creating the tree lock")?;
-        let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
             .map_err(|(_, e)| e)
-            .context("locking the tree")?;
+            .context("locking the tree")
+    };
+    let aside = {
+        let _lock = lock_tree()?;
         // another test may have rebuilt it meanwhile
         if cached.exists() && !unmet(&cached, needs).is_empty() {
             let aside = cache.join(format!(
@@ -307,24 +324,36 @@ pub fn tree_with(needs: &[(String, String)]) -> Result<PathBuf> {
                     .map(|d| d.as_millis())
                     .unwrap_or(0)
             ));
-            eprintln!(
-                "[nspawn] the cached tree is older than needed ({}): rebuilding it",
-                missing.join("; ")
-            );
+            eprintln!("[nspawn] the cached tree lacks {missing}: rebuilding it");
             fs::rename(&cached, &aside).context("moving the stale tree aside")?;
+            Some(aside)
+        } else {
+            None
         }
-    }
-    let rebuilt = tree()?;
-    let missing = unmet(&rebuilt, needs);
+    };
+    let rebuilt = match tree() {
+        Ok(t) => t,
+        Err(e) => {
+            if let Some(aside) = aside {
+                let _lock = lock_tree()?;
+                if !cached.exists() {
+                    let _ = fs::rename(&aside, &cached);
+                }
+            }
+            return Err(e.context("rebuilding the guest tree"));
+        }
+    };
+    remove_stale_trees();
+    let missing = unmet(&rebuilt, needs).join("; ");
     if !missing.is_empty() {
+        let _ = fs::write(&lacks, &missing);
         bail!(
-            "the guest tree {} still lacks {} after a rebuild from the archive: are \
-             bookworm-updates and bookworm-security in the host's apt sources?",
-            rebuilt.display(),
-            missing.join("; ")
+            "the guest tree {} still lacks {missing} after a rebuild from the archive: \
+             are bookworm-updates and bookworm-security in the host's apt sources?",
+            rebuilt.display()
         );
     }
-    remove_stale_trees();
+    let _ = fs::remove_file(&lacks);
     Ok(rebuilt)
 }
 
