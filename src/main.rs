@@ -17,9 +17,21 @@ use php_fpm_rs::pm::handoff::{self, Handoff};
 use php_fpm_rs::pm::{self, listen, Master, Pool, ReloadSpec};
 
 /// Where Debian's php-fpm of the same PHP branch keeps its php.ini and conf.d.
+/// Debian's php-fpm php.ini and conf.d when php8.2-fpm is installed (the same
+/// settings and extensions as the php-fpm being replaced), else the embed SAPI's,
+/// which libphp8.2-embed always ships (with opcache enabled in its conf.d).
 fn fpm_ini_dir() -> PathBuf {
     let branch: String = PHP_VERSION.split('.').take(2).collect::<Vec<_>>().join(".");
-    PathBuf::from(format!("/etc/php/{branch}/fpm"))
+    let fpm = PathBuf::from(format!("/etc/php/{branch}/fpm"));
+    if fpm.join("php.ini").exists() {
+        return fpm;
+    }
+    let embed = PathBuf::from(format!("/etc/php/{branch}/embed"));
+    if embed.join("php.ini").exists() {
+        embed
+    } else {
+        fpm
+    }
 }
 
 fn engine_options(args: &Args) -> EngineOptions {
