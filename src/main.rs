@@ -344,7 +344,8 @@ fn serve(args: &Args, loaded: config::Loaded) -> Result<i32> {
         loaded.global,
         reload_spec(args, generation),
         children,
-        activation.is_active(),
+        // after a reload LISTEN_FDS is gone: the previous image says where the sockets came from
+        activation.is_active() || inherited.as_ref().is_some_and(|h| h.activated),
     )?;
     let code = master.run();
     if let Some(p) = &pid_path {

@@ -59,6 +59,9 @@ pub struct Handoff {
     pub children: Vec<ChildRecord>,
     /// How many reloads came before (for log lines).
     pub generation: u64,
+    /// systemd passed the sockets (socket activation): it can start the pool again
+    /// after an idle exit. LISTEN_FDS is gone by the time the next image starts.
+    pub activated: bool,
 }
 
 /// A malformed handoff: the next image refuses it as a whole.
@@ -91,7 +94,12 @@ fn num<T: std::str::FromStr>(s: Option<&str>, what: &str) -> Result<T, HandoffEr
 impl Handoff {
     /// The variable's value.
     pub fn encode(&self) -> String {
-        let mut parts = vec![format!("g,{}", self.generation)];
+        // the flag after the generation: an older image ignores it
+        let mut parts = vec![format!(
+            "g,{},{}",
+            self.generation,
+            u8::from(self.activated)
+        )];
         for s in &self.sockets {
             parts.push(format!("s,{},{},{}", s.fd, u8::from(s.owned), hex(&s.key)));
         }
@@ -133,7 +141,14 @@ impl Handoff {
         for rec in text.split(';').filter(|r| !r.is_empty()) {
             let mut f = rec.split(',');
             match f.next() {
-                Some("g") => h.generation = num(f.next(), "generation")?,
+                Some("g") => {
+                    h.generation = num(f.next(), "generation")?;
+                    // absent when handed over by an older image
+                    h.activated = match f.next() {
+                        Some(a) => num::<u8>(Some(a), "activation flag")? != 0,
+                        None => false,
+                    };
+                }
                 Some("s") => {
                     let fd = fd_once(num(f.next(), "socket fd")?)?;
                     let owned = num::<u8>(f.next(), "socket owner flag")? != 0;
@@ -301,6 +316,7 @@ mod tests {
                 track_finished: true,
             }],
             generation: 3,
+            activated: true,
         }
     }
 
@@ -330,5 +346,11 @@ mod tests {
             "child without its scoreboard"
         );
         assert_eq!(Handoff::decode("").expect("empty"), Handoff::default());
+    }
+
+    #[test]
+    fn reads_an_older_images_handoff_without_the_activation_flag() {
+        let h = Handoff::decode("g,3").expect("decodes");
+        assert_eq!((h.generation, h.activated), (3, false));
     }
 }

@@ -109,6 +109,7 @@ impl Master {
     fn handoff(&self, generation: u64) -> Handoff {
         let mut h = Handoff {
             generation,
+            activated: self.activated,
             ..Handoff::default()
         };
         for p in &self.pools {
