@@ -206,9 +206,9 @@ fn socket_activation_starts_the_pool_on_the_first_request_and_logs_to_the_journa
     );
 }
 
-/// Runs batches of requests through nginx until `stop` is set (at most 40 batches of
-/// 200, at most 150 s), counting answers that are not 200.
-fn load_until(g: &Guest, stop: &AtomicBool) -> (u64, u64) {
+/// Runs batches of requests through nginx, `parallel` at a time, until `stop` is set
+/// (at most 40 batches of 200, at most 150 s), counting answers that are not 200.
+fn load_until(g: &Guest, stop: &AtomicBool, parallel: u32) -> (u64, u64) {
     let (mut ok, mut failed) = (0u64, 0u64);
     let deadline = Instant::now() + Duration::from_secs(150);
     for _ in 0..40 {
@@ -216,7 +216,7 @@ fn load_until(g: &Guest, stop: &AtomicBool) -> (u64, u64) {
             break;
         }
         let out = g
-            .exec("timeout 60 curl -s --parallel --parallel-max 4 --max-time 30 -w 'code=%{http_code}\\n' 'http://127.0.0.1/load.php?n=[1-200]'")
+            .exec(&format!("timeout 60 curl -s --parallel --parallel-max {parallel} --max-time 30 -w 'code=%{{http_code}}\\n' 'http://127.0.0.1/load.php?n=[1-200]'"))
             .expect("nsenter");
         let codes: Vec<&str> = out
             .stdout
@@ -230,45 +230,269 @@ fn load_until(g: &Guest, stop: &AtomicBool) -> (u64, u64) {
     (ok, failed)
 }
 
+/// php-fpm-rs's own journal lines (MESSAGE only) that contain `needle`. Selected by
+/// SYSLOG_IDENTIFIER rather than by unit: with systemd's debug logging on, journald
+/// may attribute a freshly started master's first lines to the process systemd forked
+/// it from (its cached `(p-fpm-rs)` metadata, in init.scope).
+fn fpm_lines(g: &Guest, needle: &str) -> Vec<String> {
+    lines_of(g, "SYSLOG_IDENTIFIER=php-fpm-rs", needle)
+}
+
+/// What systemd itself logged about the service.
+fn manager_lines(g: &Guest, needle: &str) -> Vec<String> {
+    lines_of(g, &format!("_PID=1 UNIT={UNIT}"), needle)
+}
+
+fn lines_of(g: &Guest, matches: &str, needle: &str) -> Vec<String> {
+    g.sh(&format!("journalctl -o cat --no-pager {matches}"))
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The master's children (its workers, old generation included), sorted.
+fn workers(g: &Guest) -> Vec<u32> {
+    let pid = main_pid(g);
+    if pid == 0 {
+        return Vec::new();
+    }
+    let out = g.exec(&format!("pgrep -P {pid}")).expect("nsenter").stdout;
+    let mut pids: Vec<u32> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// `systemctl reload` of a master that has been reloaded `done` times since it
+/// started, then waits for the reloaded image's "ready to handle connections" (logged
+/// just before READY=1: `done + 2` of them from that pid) and the unit active again.
+/// systemd 252 may return from `systemctl reload` as soon as `kill -USR2` has run,
+/// when the master's RELOADING=1 comes after that. Returns the time to READY.
+fn reload_and_wait(g: &Guest, master: u32, done: usize) -> Duration {
+    let t0 = Instant::now();
+    g.sh(&format!("systemctl reload {UNIT}"));
+    let ready = format!("SYSLOG_IDENTIFIER=php-fpm-rs _PID={master}");
+    g.wait_for(
+        "the reloaded master's READY",
+        Duration::from_secs(20),
+        |g| {
+            (lines_of(g, &ready, "ready to handle connections").len() >= done + 2
+                && is_active(g, UNIT) == "active")
+                .then_some(())
+        },
+    );
+    t0.elapsed()
+}
+
+/// systemd's own debug lines for the unit ("Got notification message from PID ...")
+/// show what the master sent on NOTIFY_SOCKET.
+fn notify_messages(g: &Guest, pid: u32) -> Vec<String> {
+    manager_lines(g, &format!("Got notification message from PID {pid} ("))
+}
+
+fn stats(name: &str, v: &[Duration]) -> String {
+    let mut ms: Vec<f64> = v.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    ms.sort_by(f64::total_cmp);
+    let median = ms.get(ms.len() / 2).copied().unwrap_or(0.0);
+    let max = ms.last().copied().unwrap_or(0.0);
+    format!("{name} median {median:.0} ms, max {max:.0} ms")
+}
+
 #[test]
 fn restart_and_reload_under_load_lose_no_request() {
     let Some(g) = boot(&[]) else { return };
+    // systemd logs every sd_notify message it receives at debug level
+    g.sh("systemd-analyze log-level debug");
     start_blog(&g);
     assert_eq!(get(&g, "/index.php").0, 200);
     let stop = AtomicBool::new(false);
     let t0 = Instant::now();
+    let (mut restarts, mut reloads, mut drains) = (Vec::new(), Vec::new(), Vec::new());
     let (ok, failed) = std::thread::scope(|s| {
-        let load = s.spawn(|| load_until(&g, &stop));
+        let load = s.spawn(|| load_until(&g, &stop, 4));
         for _ in 0..10 {
             let before = main_pid(&g);
+            let t = Instant::now();
             // systemd's start limit (5 starts in 10 s) counts manual restarts too
             g.sh(&format!(
                 "systemctl reset-failed {UNIT}; systemctl restart {UNIT}"
             ));
+            restarts.push(t.elapsed());
             let after = main_pid(&g);
             assert!(
                 after != 0 && after != before,
                 "a new master ({before} -> {after})"
             );
         }
-        for _ in 0..10 {
-            g.sh(&format!("systemctl reload {UNIT}"));
-            // RELOADING=1 until the re-executed master sends READY=1
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while is_active(&g, UNIT) != "active" {
-                assert!(Instant::now() < deadline, "the reload completes");
-                std::thread::sleep(Duration::from_millis(20));
-            }
+        let master = main_pid(&g);
+        for i in 0..10 {
+            let old = g.wait_for(
+                "4 workers of one generation",
+                Duration::from_secs(20),
+                |g| {
+                    let w = workers(g);
+                    (w.len() == 4).then_some(w)
+                },
+            );
+            reloads.push(reload_and_wait(&g, master, i));
+            assert_eq!(main_pid(&g), master, "reload {i} keeps the master's pid");
+            // the new generation was forked by the same master; the old one finishes
+            // its requests and leaves
+            let t = Instant::now();
+            let new = g.wait_for(
+                "a new generation of workers, the old one gone",
+                Duration::from_secs(20),
+                |g| {
+                    let w = workers(g);
+                    (w.len() == 4 && w.iter().all(|p| !old.contains(p))).then_some(w)
+                },
+            );
+            drains.push(t.elapsed());
+            assert!(new.iter().all(|p| !old.contains(p)), "{old:?} -> {new:?}");
         }
         stop.store(true, Ordering::Relaxed);
         load.join().expect("the load thread")
     });
     eprintln!(
-        "[figures] 10 restarts + 10 reloads under load in {:.1?}: {ok} requests answered 200, {failed} failed",
-        t0.elapsed()
+        "[figures] 10 restarts + 10 reloads under load in {:.1?}: {ok} requests answered 200, {failed} failed; {}; {}; {}",
+        t0.elapsed(),
+        stats("restart", &restarts),
+        stats("reload to READY", &reloads),
+        stats("then old generation gone", &drains),
     );
     assert!(ok >= 200, "the load ran ({ok})");
     assert_eq!(failed, 0, "no request lost across restarts and reloads");
+
+    let master = main_pid(&g);
+    assert!(fpm_lines(&g, "Reloading in progress").len() >= 10);
+    assert!(
+        fpm_lines(&g, "using inherited socket").len() >= 10,
+        "the reloaded image serves the socket it was handed"
+    );
+    assert!(fpm_lines(&g, "reloading: execv(\"/usr/sbin/php-fpm-rs\"").len() >= 10);
+    // what systemd received from the master that was reloaded ten times
+    let sent = notify_messages(&g, master);
+    let reloading: Vec<&String> = sent.iter().filter(|m| m.contains("RELOADING=1")).collect();
+    assert_eq!(reloading.len(), 10, "{sent:#?}");
+    assert!(
+        reloading.iter().all(|m| m.contains("MONOTONIC_USEC=")),
+        "{reloading:#?}"
+    );
+    // systemd 252 finishes the reload job when ExecReload's `kill` exits; the job
+    // waits for READY=1 only when RELOADING=1 arrived before that
+    let (mut early, mut waiting) = (0, None);
+    for l in manager_lines(&g, "") {
+        if l.starts_with(&format!("Reloading {UNIT}")) {
+            waiting = Some(false);
+        } else if l.contains(&format!("from PID {master} (READY=1")) {
+            waiting = waiting.map(|_| true);
+        } else if l.starts_with(&format!("Reloaded {UNIT}")) {
+            early += usize::from(waiting == Some(false));
+            waiting = None;
+        }
+    }
+    eprintln!("[figures] `systemctl reload` returned before the master's READY=1 in {early} of 10 reloads");
+    let ready = sent.iter().filter(|m| m.contains("READY=1")).count();
+    assert_eq!(
+        ready, 11,
+        "READY=1 at start and after each reload: {sent:#?}"
+    );
+    assert!(
+        sent.iter()
+            .filter(|m| m.contains("READY=1"))
+            .all(|m| m.contains(&format!("MAINPID={master}"))),
+        "{sent:#?}"
+    );
+}
+
+#[test]
+fn a_slow_request_survives_reloads_while_fast_ones_stay_fast() {
+    let Some(g) = boot(&[]) else { return };
+    start_blog(&g);
+    assert_eq!(get(&g, "/index.php").0, 200);
+    let master = main_pid(&g);
+    let started = Instant::now();
+    let (slow, probes, reloads, slow_pid) = std::thread::scope(|s| {
+        let slow = s.spawn(|| {
+            g.sh("curl -sS --max-time 20 -o /tmp/slow -w '%{http_code} %{time_total}' http://127.0.0.1/slow.php; echo; cat /tmp/slow")
+        });
+        // the worker running it, from the status page
+        let slow_pid = g.wait_for("slow.php running", Duration::from_secs(10), |g| {
+            status_processes(g).into_iter().find_map(|p| {
+                (p.get("request uri").and_then(|v| v.as_str()) == Some("/slow.php")
+                    && p.get("state").and_then(|v| v.as_str()) == Some("Running"))
+                .then(|| p.get("pid").and_then(serde_json::Value::as_u64))
+                .flatten()
+            })
+        });
+        // fast requests one after the other, each timed by curl, until told to stop
+        g.sh("rm -f /tmp/stop-probe");
+        let probe = s.spawn(|| {
+            g.sh("timeout 60 bash -c 'for i in $(seq 1 400); do [ -e /tmp/stop-probe ] && break; curl -s -o /dev/null --max-time 10 -w \"%{http_code} %{time_total}\\n\" http://127.0.0.1/index.php; done'")
+        });
+        let mut reloads = Vec::new();
+        while reloads.len() < 3 && alive(&g, slow_pid) {
+            reloads.push(reload_and_wait(&g, master, reloads.len()));
+        }
+        g.sh("touch /tmp/stop-probe");
+        (
+            slow.join().expect("slow thread"),
+            probe.join().expect("probe thread"),
+            reloads,
+            slow_pid,
+        )
+    });
+    assert!(
+        !reloads.is_empty(),
+        "the slow request was still running when the first reload completed"
+    );
+    assert_eq!(main_pid(&g), master, "reloads keep the master's pid");
+    let (head, body) = slow.split_once('\n').unwrap_or((slow.as_str(), ""));
+    let f: Vec<&str> = head.split_whitespace().collect();
+    assert_eq!(f.first(), Some(&"200"), "{slow}");
+    assert_eq!(body.trim(), "slow done", "{slow}");
+    let slow_secs: f64 = f.get(1).and_then(|t| t.parse().ok()).unwrap_or(0.0);
+    assert!(slow_secs >= 2.0, "the slow request ran to its end: {slow}");
+    let times: Vec<f64> = probes
+        .lines()
+        .map(|l| {
+            let (code, t) = l.split_once(' ').unwrap_or((l, "0"));
+            assert_eq!(code, "200", "fast request during reloads: {probes}");
+            t.trim().parse().unwrap_or(f64::MAX)
+        })
+        .collect();
+    assert!(times.len() >= 5, "the probe ran: {probes}");
+    let worst = times.iter().copied().fold(0.0, f64::max);
+    eprintln!(
+        "[figures] {} reload(s) while slow.php (2 s) ran in worker {slow_pid}: slow answered 200 after {slow_secs:.2} s; {} fast requests meanwhile, worst {:.1} ms; {}; {:.1?} in all",
+        reloads.len(),
+        times.len(),
+        worst * 1000.0,
+        stats("reload to READY", &reloads),
+        started.elapsed()
+    );
+    // a fast request that waited for the slow one would take a second or more
+    assert!(
+        worst < 1.0,
+        "fast requests stay fast during reloads: {probes}"
+    );
+    let exited = fpm_lines(&g, &format!("child {slow_pid} exited with code 0"));
+    assert_eq!(exited.len(), 1, "the old worker left after its request");
+}
+
+fn alive(g: &Guest, pid: u64) -> bool {
+    g.exec(&format!("kill -0 {pid}")).expect("nsenter").code == 0
+}
+
+/// The pool's workers as the status page (`?json&full`) shows them.
+fn status_processes(g: &Guest) -> Vec<serde_json::Value> {
+    let out = g
+        .exec("curl -sS --max-time 10 'http://127.0.0.1/fpm-status?json&full'")
+        .expect("nsenter");
+    serde_json::from_str::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v.get("processes").and_then(|p| p.as_array()).cloned())
+        .unwrap_or_default()
 }
 
 #[test]
