@@ -495,6 +495,221 @@ fn status_processes(g: &Guest) -> Vec<serde_json::Value> {
         .unwrap_or_default()
 }
 
+/// A property of the pool's service, as `systemctl show` gives it.
+fn show(g: &Guest, property: &str) -> String {
+    g.sh(&format!("systemctl show -p {property} --value {UNIT}"))
+        .trim()
+        .to_string()
+}
+
+/// php-fpm's STATUS= line, parsed: `Processes active: 0, idle: 4, Requests: 20,
+/// slow: 0, Traffic: 0.5req/sec`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct StatusLine {
+    active: u32,
+    idle: u32,
+    requests: u64,
+    slow: u64,
+    traffic: f64,
+}
+
+fn parse_status(text: &str) -> Option<StatusLine> {
+    let mut f = text.trim().split(", ");
+    let mut next = |prefix: &str| f.next()?.strip_prefix(prefix).map(str::to_string);
+    Some(StatusLine {
+        active: next("Processes active: ")?.parse().ok()?,
+        idle: next("idle: ")?.parse().ok()?,
+        requests: next("Requests: ")?.parse().ok()?,
+        slow: next("slow: ")?.parse().ok()?,
+        traffic: next("Traffic: ")?.strip_suffix("req/sec")?.parse().ok()?,
+    })
+}
+
+fn status_text(g: &Guest) -> String {
+    show(g, "StatusText")
+}
+
+/// `n` requests one after the other through nginx; all must be answered 200.
+fn requests(g: &Guest, n: u32) {
+    let codes = g.sh(&format!(
+        "for i in $(seq 1 {n}); do curl -s -o /dev/null --max-time 10 -w '%{{http_code}}\\n' http://127.0.0.1/index.php; done"
+    ));
+    assert_eq!(
+        codes.lines().filter(|c| *c == "200").count(),
+        n as usize,
+        "{codes}"
+    );
+}
+
+/// Stops a worker, checks on the status page that it sits idle (not in a request),
+/// then SIGSEGVs it and lets it die; retries with another worker when it was busy.
+/// A stopped worker is out of accept(), so it cannot take a connection meanwhile: the
+/// crash fails no request. Returns its pid.
+fn crash_an_idle_worker(g: &Guest) -> u32 {
+    g.wait_for("an idle worker to crash", Duration::from_secs(30), |g| {
+        for w in workers(g) {
+            let stopped = g
+                .exec(&format!(
+                    "kill -STOP {w} && for i in $(seq 1 200); do [ \"$(cut -d' ' -f3 /proc/{w}/stat)\" = T ] && exit 0; sleep 0.01; done; exit 1"
+                ))
+                .expect("nsenter");
+            if stopped.code != 0 {
+                let _ = g.exec(&format!("kill -CONT {w}"));
+                continue;
+            }
+            let idle = status_processes(g).iter().any(|p| {
+                p.get("pid").and_then(serde_json::Value::as_u64) == Some(u64::from(w))
+                    && p.get("state").and_then(|v| v.as_str()) == Some("Idle")
+            });
+            if idle {
+                g.sh(&format!("kill -SEGV {w}; kill -CONT {w}"));
+                return Some(w);
+            }
+            g.sh(&format!("kill -CONT {w}"));
+        }
+        None
+    })
+}
+
+const CRASHY_GLOBAL: &str = "[global]
+log_level = notice
+; three crashes within 30 s: the master gives up and systemd restarts it
+emergency_restart_threshold = 3
+emergency_restart_interval = 30s
+; the STATUS= line every second
+systemd_interval = 1s
+";
+
+#[test]
+fn status_is_refreshed_and_crashing_workers_get_the_pool_restarted_by_systemd() {
+    let Some(g) = boot(&[("/etc/php-fpm-rs/php-fpm.conf", CRASHY_GLOBAL)]) else {
+        return;
+    };
+    // systemd logs every sd_notify message it receives at debug level
+    g.sh("systemd-analyze log-level debug");
+    start_blog(&g);
+
+    // STATUS=, refreshed every systemd_interval from the scoreboard
+    let status_where = |what: &str, ok: &dyn Fn(&StatusLine) -> bool| {
+        g.wait_for(what, Duration::from_secs(10), |g| {
+            let text = status_text(g);
+            parse_status(&text).filter(ok).map(|s| (s, text))
+        })
+    };
+    requests(&g, 20);
+    let (first, first_text) = status_where("STATUS= counting 20 requests, none active", &|s| {
+        s.requests == 20 && s.active == 0
+    });
+    assert_eq!(
+        (first.active, first.idle, first.slow),
+        (0, 4, 0),
+        "{first_text}"
+    );
+    requests(&g, 10);
+    let (grown, grown_text) = status_where("STATUS= counting 30 requests", &|s| s.requests == 30);
+    assert!(grown.traffic > 0.0, "{grown_text}");
+    let (_, quiet_text) = status_where("STATUS= traffic back to 0 with 30 requests", &|s| {
+        s.traffic == 0.0 && s.requests == 30
+    });
+    eprintln!(
+        "[figures] STATUS= (systemd_interval = 1s): \"{first_text}\" -> \"{grown_text}\" -> \"{quiet_text}\""
+    );
+
+    // emergency restart: below the threshold nothing happens, at it systemd restarts
+    let old = main_pid(&g);
+    let restarts: u32 = show(&g, "NRestarts").parse().expect("NRestarts");
+    let stop = AtomicBool::new(false);
+    let (victims, restart_took, new, (ok, failed)) = std::thread::scope(|s| {
+        let load = s.spawn(|| load_until(&g, &stop, 2));
+        let mut victims = vec![crash_an_idle_worker(&g), crash_an_idle_worker(&g)];
+        g.wait_for(
+            "two crashed workers reaped and replaced",
+            Duration::from_secs(20),
+            |g| {
+                let gone = victims.iter().all(|v| {
+                    fpm_lines(g, &format!("child {v} exited on signal 11 (SIGSEGV")).len() == 1
+                });
+                let w = workers(g);
+                (gone && w.len() == 4 && w.iter().all(|p| !victims.contains(p))).then_some(())
+            },
+        );
+        assert_eq!(main_pid(&g), old, "2 crashes: the same master");
+        assert_eq!(is_active(&g, UNIT), "active");
+        assert_eq!(show(&g, "NRestarts").parse::<u32>().ok(), Some(restarts));
+        assert!(fpm_lines(&g, "failed processes threshold").is_empty());
+
+        // a request in flight when the threshold is reached is finished before the
+        // master exits
+        let slow = s.spawn(|| get(&g, "/slow.php"));
+        g.wait_for("slow.php running", Duration::from_secs(10), |g| {
+            status_processes(g).into_iter().find(|p| {
+                p.get("request uri").and_then(|v| v.as_str()) == Some("/slow.php")
+                    && p.get("state").and_then(|v| v.as_str()) == Some("Running")
+            })
+        });
+        let t = Instant::now();
+        victims.push(crash_an_idle_worker(&g));
+        let new = g.wait_for(
+            "systemd restarting the pool after the third crash",
+            Duration::from_secs(30),
+            |g| {
+                let pid = main_pid(g);
+                (pid != 0
+                    && pid != old
+                    && is_active(g, UNIT) == "active"
+                    && show(g, "NRestarts").parse::<u32>().ok() == Some(restarts + 1))
+                .then_some(pid)
+            },
+        );
+        let took = t.elapsed();
+        assert_eq!(
+            slow.join().expect("the slow request"),
+            (200, "slow done\n".to_string()),
+            "the request in flight finished before the master left"
+        );
+        // the new master serves the load: its own STATUS= counts requests
+        g.wait_for(
+            "the restarted pool serving the load",
+            Duration::from_secs(20),
+            |g| parse_status(&status_text(g)).filter(|s| s.requests >= 100 && main_pid(g) == new),
+        );
+        stop.store(true, Ordering::Relaxed);
+        (victims, took, new, load.join().expect("the load thread"))
+    });
+    eprintln!(
+        "[figures] emergency restart: workers {victims:?} SIGSEGVed; master {old} -> {new}, NRestarts {restarts} -> {}, {restart_took:.1?} from the third crash to the new master's READY (a 2 s request in flight finished first); load {ok} answered 200, {failed} failed",
+        show(&g, "NRestarts")
+    );
+    assert!(ok >= 200, "the load ran ({ok})");
+    assert_eq!(failed, 0, "no request lost to the emergency restart");
+
+    let threshold = fpm_lines(&g, "failed processes threshold (3 in 30 sec) is reached");
+    assert_eq!(threshold.len(), 1, "{threshold:?}");
+    assert_eq!(
+        fpm_lines(
+            &g,
+            "not feeding the systemd watchdog: an emergency restart is pending"
+        )
+        .len(),
+        1
+    );
+    let sent = notify_messages(&g, old);
+    let stopping = sent
+        .iter()
+        .position(|m| m.contains("STOPPING=1"))
+        .unwrap_or_else(|| panic!("STOPPING=1 from {old}: {sent:#?}"));
+    assert!(
+        sent[stopping..].iter().all(|m| !m.contains("WATCHDOG=1")),
+        "no WATCHDOG=1 once the emergency restart is pending: {sent:#?}"
+    );
+    let exited = manager_lines(&g, "Main process exited, code=exited, status=70/SOFTWARE");
+    assert_eq!(exited.len(), 1, "the old master exits with 70");
+    assert_eq!(
+        manager_lines(&g, "Scheduled restart job, restart counter is at 1").len(),
+        1
+    );
+}
+
 #[test]
 fn a_stopped_master_is_restarted_by_the_watchdog_and_requests_are_still_served() {
     let dropin = "[Service]\nWatchdogSec=3s\n";
