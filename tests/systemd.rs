@@ -710,6 +710,86 @@ fn status_is_refreshed_and_crashing_workers_get_the_pool_restarted_by_systemd() 
     );
 }
 
+/// The test pool, exiting after 3 s without a request.
+fn idle_exit_pool() -> String {
+    let base = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/systemd/guest/etc/php-fpm-rs/pool.d/blog.conf"),
+    )
+    .expect("blog.conf");
+    format!("{base}; scale to zero: exit after 3 s without a request (php-fpm-rs only)\npm.idle_exit_timeout = 3s\n")
+}
+
+/// Waits for the pool to exit on its own (pm.idle_exit_timeout), from `since` (the
+/// end of its last request); checks it left cleanly while systemd kept the socket.
+fn wait_idle_exit(g: &Guest, since: Instant) -> Duration {
+    g.wait_for("the idle pool exiting", Duration::from_secs(20), |g| {
+        (is_active(g, UNIT) == "inactive").then_some(())
+    });
+    let after = since.elapsed();
+    assert_eq!(show(g, "Result"), "success");
+    assert_eq!(show(g, "ExecMainCode"), "1", "exited, not killed");
+    assert_eq!(show(g, "ExecMainStatus"), "0");
+    assert_eq!(show(g, "NRestarts"), "0");
+    assert_eq!(
+        g.exec("pgrep -x php-fpm-rs").expect("nsenter").code,
+        1,
+        "no pool process left"
+    );
+    assert_eq!(is_active(g, SOCKET), "active", "systemd keeps the socket");
+    g.sh("test -S /run/php-fpm/blog.sock");
+    after
+}
+
+#[test]
+fn an_idle_pool_exits_and_its_socket_starts_it_again() {
+    let pool = idle_exit_pool();
+    let Some(g) = boot(&[("/etc/php-fpm-rs/pool.d/blog.conf", &pool)]) else {
+        return;
+    };
+    start_blog(&g);
+    let mut colds = vec![first_byte(&g, "/index.php")];
+    let mut idles = Vec::new();
+    for _ in 0..2 {
+        let since = Instant::now();
+        let after = wait_idle_exit(&g, since);
+        assert!(
+            after >= Duration::from_millis(2500) && after <= Duration::from_secs(10),
+            "exited {after:?} after the last request"
+        );
+        idles.push(after);
+        // the next request starts it again
+        colds.push(first_byte(&g, "/index.php"));
+        assert_eq!(is_active(&g, UNIT), "active");
+    }
+    // a reloaded pool is still socket-activated: it scales to zero as well
+    let master = main_pid(&g);
+    reload_and_wait(&g, master, 0);
+    assert_eq!(main_pid(&g), master);
+    let since = Instant::now();
+    idles.push(wait_idle_exit(&g, since));
+    colds.push(first_byte(&g, "/index.php"));
+    assert!(
+        fpm_lines(&g, "pm.idle_exit_timeout is ignored").is_empty(),
+        "{:?}",
+        fpm_lines(&g, "pm.idle_exit_timeout")
+    );
+    assert_eq!(
+        fpm_lines(
+            &g,
+            "no request for 3 s (pm.idle_exit_timeout): exiting until the next connection"
+        )
+        .len(),
+        3
+    );
+    let ms: Vec<String> = colds.iter().map(|c| format!("{:.0}", c * 1000.0)).collect();
+    eprintln!(
+        "[figures] scale to zero (pm.idle_exit_timeout = 3s): exited {:?} after the last request; cold start connect->first byte {} ms (first one with a cold page cache)",
+        idles,
+        ms.join(", ")
+    );
+}
+
 #[test]
 fn a_stopped_master_is_restarted_by_the_watchdog_and_requests_are_still_served() {
     let dropin = "[Service]\nWatchdogSec=3s\n";
