@@ -206,28 +206,61 @@ fn socket_activation_starts_the_pool_on_the_first_request_and_logs_to_the_journa
     );
 }
 
+/// What a load run got: answers 200, and every other outcome (code, URL, time, curl's
+/// error), missing answers included.
+#[derive(Debug, Default)]
+struct Load {
+    ok: u64,
+    failed: Vec<String>,
+}
+
 /// Runs batches of requests through nginx, `parallel` at a time, until `stop` is set
-/// (at most 40 batches of 200, at most 150 s), counting answers that are not 200.
-fn load_until(g: &Guest, stop: &AtomicBool, parallel: u32) -> (u64, u64) {
-    let (mut ok, mut failed) = (0u64, 0u64);
+/// (at most 40 batches of 200, at most 150 s).
+fn load_until(g: &Guest, stop: &AtomicBool, parallel: u32) -> Load {
+    let mut load = Load::default();
     let deadline = Instant::now() + Duration::from_secs(150);
     for _ in 0..40 {
         if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
             break;
         }
         let out = g
-            .exec(&format!("timeout 60 curl -s --parallel --parallel-max {parallel} --max-time 30 -w 'code=%{{http_code}}\\n' 'http://127.0.0.1/load.php?n=[1-200]'"))
+            .exec(&format!("timeout 60 curl -s --parallel --parallel-max {parallel} --max-time 30 -w 'code=%{{http_code}} %{{url_effective}} %{{time_total}} %{{errormsg}}\n' 'http://127.0.0.1/load.php?n=[1-200]'"))
             .expect("nsenter");
-        let codes: Vec<&str> = out
+        let answers: Vec<&str> = out
             .stdout
             .lines()
             .filter_map(|l| l.strip_prefix("code="))
             .collect();
-        ok += codes.iter().filter(|c| **c == "200").count() as u64;
-        failed += codes.iter().filter(|c| **c != "200").count() as u64;
-        failed += 200u64.saturating_sub(codes.len() as u64);
+        for a in &answers {
+            if a.starts_with("200 ") {
+                load.ok += 1;
+            } else {
+                load.failed.push((*a).to_string());
+            }
+        }
+        for _ in answers.len()..200 {
+            load.failed
+                .push(format!("no answer (curl exited {})", out.code));
+        }
     }
-    (ok, failed)
+    load
+}
+
+/// Asserts that a load lost nothing; shows php-fpm-rs's warnings when it did.
+fn assert_no_failure(g: &Guest, load: &Load, what: &str) {
+    if load.failed.is_empty() {
+        return;
+    }
+    let warnings = g
+        .exec("journalctl -o short-precise --no-pager -p warning SYSLOG_IDENTIFIER=php-fpm-rs + _PID=1 UNIT=php-fpm@blog.service; echo '--- nginx ---'; grep -v '\\[notice\\]' /var/log/nginx/error.log | tail -20")
+        .map(|r| r.stdout)
+        .unwrap_or_default();
+    panic!(
+        "{what}: {} of {} requests failed: {:#?}\n--- warnings ---\n{warnings}",
+        load.failed.len(),
+        load.ok + load.failed.len() as u64,
+        load.failed
+    );
 }
 
 /// php-fpm-rs's own journal lines (MESSAGE only) that contain `needle`. Selected by
@@ -308,7 +341,7 @@ fn restart_and_reload_under_load_lose_no_request() {
     let stop = AtomicBool::new(false);
     let t0 = Instant::now();
     let (mut restarts, mut reloads, mut drains) = (Vec::new(), Vec::new(), Vec::new());
-    let (ok, failed) = std::thread::scope(|s| {
+    let load = std::thread::scope(|s| {
         let load = s.spawn(|| load_until(&g, &stop, 4));
         for _ in 0..10 {
             let before = main_pid(&g);
@@ -354,14 +387,16 @@ fn restart_and_reload_under_load_lose_no_request() {
         load.join().expect("the load thread")
     });
     eprintln!(
-        "[figures] 10 restarts + 10 reloads under load in {:.1?}: {ok} requests answered 200, {failed} failed; {}; {}; {}",
+        "[figures] 10 restarts + 10 reloads under load in {:.1?}: {} requests answered 200, {} failed; {}; {}; {}",
         t0.elapsed(),
+        load.ok,
+        load.failed.len(),
         stats("restart", &restarts),
         stats("reload to READY", &reloads),
         stats("then old generation gone", &drains),
     );
-    assert!(ok >= 200, "the load ran ({ok})");
-    assert_eq!(failed, 0, "no request lost across restarts and reloads");
+    assert!(load.ok >= 200, "the load ran ({})", load.ok);
+    assert_no_failure(&g, &load, "restarts and reloads");
 
     let master = main_pid(&g);
     assert!(fpm_lines(&g, "Reloading in progress").len() >= 10);
@@ -541,10 +576,10 @@ fn requests(g: &Guest, n: u32) {
     );
 }
 
-/// Stops a worker, checks on the status page that it sits idle (not in a request),
-/// then SIGSEGVs it and lets it die; retries with another worker when it was busy.
-/// A stopped worker is out of accept(), so it cannot take a connection meanwhile: the
-/// crash fails no request. Returns its pid.
+/// Stops a worker, checks that it sits idle (its slot on the status page, and no
+/// accepted connection), then SIGSEGVs it and lets it die; retries with another
+/// worker when it was busy. A stopped worker is out of accept(), so it cannot take a
+/// connection meanwhile: the crash fails no request. Returns its pid.
 fn crash_an_idle_worker(g: &Guest) -> u32 {
     g.wait_for("an idle worker to crash", Duration::from_secs(30), |g| {
         for w in workers(g) {
@@ -557,10 +592,19 @@ fn crash_an_idle_worker(g: &Guest) -> u32 {
                 let _ = g.exec(&format!("kill -CONT {w}"));
                 continue;
             }
+            // a stop signal that wakes accept() while a connection is queued lets the
+            // accept succeed first: the worker may hold a connection while its slot
+            // still reads Idle, so look for an accepted (connected stream) socket too
             let idle = status_processes(g).iter().any(|p| {
                 p.get("pid").and_then(serde_json::Value::as_u64) == Some(u64::from(w))
                     && p.get("state").and_then(|v| v.as_str()) == Some("Idle")
-            });
+            }) && g
+                .exec(&format!(
+                    "ss -xpH state established | awk '$1 == \"u_str\"' | grep -q 'pid={w},'"
+                ))
+                .expect("nsenter")
+                .code
+                == 1;
             if idle {
                 g.sh(&format!("kill -SEGV {w}; kill -CONT {w}"));
                 return Some(w);
@@ -619,7 +663,7 @@ fn status_is_refreshed_and_crashing_workers_get_the_pool_restarted_by_systemd() 
     let old = main_pid(&g);
     let restarts: u32 = show(&g, "NRestarts").parse().expect("NRestarts");
     let stop = AtomicBool::new(false);
-    let (victims, restart_took, new, (ok, failed)) = std::thread::scope(|s| {
+    let (victims, restart_took, new, load) = std::thread::scope(|s| {
         let load = s.spawn(|| load_until(&g, &stop, 2));
         let mut victims = vec![crash_an_idle_worker(&g), crash_an_idle_worker(&g)];
         g.wait_for(
@@ -677,11 +721,13 @@ fn status_is_refreshed_and_crashing_workers_get_the_pool_restarted_by_systemd() 
         (victims, took, new, load.join().expect("the load thread"))
     });
     eprintln!(
-        "[figures] emergency restart: workers {victims:?} SIGSEGVed; master {old} -> {new}, NRestarts {restarts} -> {}, {restart_took:.1?} from the third crash to the new master's READY (a 2 s request in flight finished first); load {ok} answered 200, {failed} failed",
-        show(&g, "NRestarts")
+        "[figures] emergency restart: workers {victims:?} SIGSEGVed; master {old} -> {new}, NRestarts {restarts} -> {}, {restart_took:.1?} from the third crash to the new master's READY (a 2 s request in flight finished first); load {} answered 200, {} failed",
+        show(&g, "NRestarts"),
+        load.ok,
+        load.failed.len()
     );
-    assert!(ok >= 200, "the load ran ({ok})");
-    assert_eq!(failed, 0, "no request lost to the emergency restart");
+    assert!(load.ok >= 200, "the load ran ({})", load.ok);
+    assert_no_failure(&g, &load, "emergency restart");
 
     let threshold = fpm_lines(&g, "failed processes threshold (3 in 30 sec) is reached");
     assert_eq!(threshold.len(), 1, "{threshold:?}");
@@ -763,10 +809,18 @@ fn an_idle_pool_exits_and_its_socket_starts_it_again() {
         assert_eq!(is_active(&g, UNIT), "active");
     }
     // a reloaded pool is still socket-activated: it scales to zero as well
+    // (the reloaded image may already be idle for 3 s when a slow machine gets to
+    // look, so only its READY line is awaited, not the unit being active)
     let master = main_pid(&g);
-    reload_and_wait(&g, master, 0);
-    assert_eq!(main_pid(&g), master);
     let since = Instant::now();
+    g.sh(&format!("systemctl reload {UNIT}"));
+    let ready = format!("SYSLOG_IDENTIFIER=php-fpm-rs _PID={master}");
+    g.wait_for(
+        "the reloaded master's READY",
+        Duration::from_secs(20),
+        |g| (lines_of(g, &ready, "ready to handle connections").len() >= 2).then_some(()),
+    );
+    assert_eq!(fpm_lines(&g, "using inherited socket").len(), 1);
     idles.push(wait_idle_exit(&g, since));
     colds.push(first_byte(&g, "/index.php"));
     assert!(
@@ -784,8 +838,10 @@ fn an_idle_pool_exits_and_its_socket_starts_it_again() {
     );
     let ms: Vec<String> = colds.iter().map(|c| format!("{:.0}", c * 1000.0)).collect();
     eprintln!(
-        "[figures] scale to zero (pm.idle_exit_timeout = 3s): exited {:?} after the last request; cold start connect->first byte {} ms (first one with a cold page cache)",
-        idles,
+        "[figures] scale to zero (pm.idle_exit_timeout = 3s, checked every 1 s): exited {:.1?} and {:.1?} after the last request, {:.1?} after `systemctl reload`; cold start connect->first byte {} ms (the first with the guest's page cache cold)",
+        idles[0],
+        idles[1],
+        idles[2],
         ms.join(", ")
     );
 }
