@@ -360,13 +360,14 @@ PHP_FUNCTION(fpm_get_status)
 	if (!current || !cb.status_json) {
 		RETURN_FALSE;
 	}
-	len = cb.status_json(current->ctx, small, sizeof(small));
+	/* PHP's JSON scanner reads up to a NUL after the text: keep a byte for it */
+	len = cb.status_json(current->ctx, small, sizeof(small) - 1);
 	if (len == 0) {
 		RETURN_FALSE;
 	}
-	if (len > sizeof(small)) {
+	if (len > sizeof(small) - 1) {
 		size_t again;
-		buf = emalloc(len);
+		buf = emalloc(len + 1);
 		again = cb.status_json(current->ctx, buf, len);
 		if (again == 0 || again > len) {
 			efree(buf);
@@ -374,6 +375,7 @@ PHP_FUNCTION(fpm_get_status)
 		}
 		len = again;
 	}
+	buf[len] = '\0';
 	/* the same keys and types as php-fpm's, decoded by PHP's own JSON parser */
 	if (php_json_decode_ex(return_value, buf, len, PHP_JSON_OBJECT_AS_ARRAY, 64) != SUCCESS) {
 		zval_ptr_dtor(return_value);
