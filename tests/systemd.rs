@@ -82,6 +82,15 @@ fn is_active(g: &Guest, unit: &str) -> String {
         .to_string()
 }
 
+/// Waits for the service to be active. The workers accept as soon as they are forked,
+/// so the first answer after an activation may come before systemd has processed the
+/// master's READY=1.
+fn wait_active(g: &Guest) {
+    g.wait_for("the service active", Duration::from_secs(10), |g| {
+        (is_active(g, UNIT) == "active").then_some(())
+    });
+}
+
 fn main_pid(g: &Guest) -> u32 {
     g.sh(&format!("systemctl show -p MainPID --value {UNIT}"))
         .trim()
@@ -123,7 +132,7 @@ fn socket_activation_starts_the_pool_on_the_first_request_and_logs_to_the_journa
     let cold = t0.elapsed();
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("hello from pool blog, fpm-fcgi"), "{body}");
-    assert_eq!(is_active(&g, UNIT), "active");
+    wait_active(&g);
     let status = g.sh(&format!("systemctl status --no-pager {UNIT}"));
     assert!(status.contains("active (running)"), "{status}");
     assert!(
@@ -806,7 +815,7 @@ fn an_idle_pool_exits_and_its_socket_starts_it_again() {
         idles.push(after);
         // the next request starts it again
         colds.push(first_byte(&g, "/index.php"));
-        assert_eq!(is_active(&g, UNIT), "active");
+        wait_active(&g);
     }
     // a reloaded pool is still socket-activated: it scales to zero as well
     // (the reloaded image may already be idle for 3 s when a slow machine gets to
