@@ -923,11 +923,16 @@ fn the_pool_service_is_sandboxed_more_tightly_than_debians_php_fpm() {
     start_blog(&g);
     // the sandbox still lets the root master switch workers to www-data
     assert_eq!(get(&g, "/index.php").0, 200);
-    let users = g.sh("ps -o user= -C php-fpm-rs | sort | uniq -c");
-    assert!(
-        users.contains("4 www-data") && users.contains("1 root"),
-        "{users}"
-    );
+    // a worker forked a moment ago may not have dropped privileges yet: poll
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let users = g.sh("ps -o user= -C php-fpm-rs | sort | uniq -c");
+        if users.contains("4 www-data") && users.contains("1 root") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{users}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let ours = exposure(&g, UNIT);
     let debian = exposure(&g, "php8.2-fpm.service");
     eprintln!("[figures] systemd-analyze security: {UNIT} {ours}, php8.2-fpm.service {debian}");
