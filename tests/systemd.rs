@@ -116,7 +116,14 @@ fn start_blog(g: &Guest) {
 
 #[test]
 fn socket_activation_starts_the_pool_on_the_first_request_and_logs_to_the_journal() {
-    let Some(g) = boot(&[]) else { return };
+    // this pool also logs each request to the journal (access.log = journal)
+    let pool = format!(
+        "{}\naccess.log = journal\naccess.format = \"%R %m %r%Q%q %s %{{mili}}d ms\"\n",
+        include_str!("systemd/guest/etc/php-fpm-rs/pool.d/blog.conf")
+    );
+    let Some(g) = boot(&[("/etc/php-fpm-rs/pool.d/blog.conf", pool.as_str())]) else {
+        return;
+    };
     start_blog(&g);
     assert_eq!(is_active(&g, UNIT), "inactive", "no pool before a request");
     assert_eq!(
@@ -204,6 +211,62 @@ fn socket_activation_starts_the_pool_on_the_first_request_and_logs_to_the_journa
         "{notice}"
     );
     assert_eq!(field(notice, "PRIORITY"), "5", "{notice}");
+
+    // one access entry per request, with its fields and access.format's line
+    let (code, _) = get(&g, "/index.php?from=test");
+    assert_eq!(code, 200);
+    let entries = g.wait_for(
+        "the access entry in the journal",
+        Duration::from_secs(10),
+        |g| {
+            let j = journal(g);
+            j.iter()
+                .any(|e| {
+                    field(e, "REQUEST_URI") == "/index.php"
+                        && !field(e, "STATUS").is_empty()
+                        && field(e, "MESSAGE").contains("?from=test")
+                })
+                .then_some(j)
+        },
+    );
+    let access: Vec<_> = entries
+        .iter()
+        .filter(|e| !field(e, "STATUS").is_empty())
+        .collect();
+    let e = access
+        .iter()
+        .find(|e| field(e, "MESSAGE").contains("?from=test"))
+        .expect("found above");
+    assert_eq!(field(e, "STATUS"), "200", "{e}");
+    assert_eq!(field(e, "REQUEST_METHOD"), "GET", "{e}");
+    assert_eq!(field(e, "SCRIPT_FILENAME"), "/srv/blog/index.php", "{e}");
+    assert_eq!(
+        field(e, "REMOTE_ADDR"),
+        "127.0.0.1",
+        "the client, from nginx: {e}"
+    );
+    assert_eq!(field(e, "POOL"), "blog", "{e}");
+    for f in ["DURATION_USEC", "CPU_PERCENT", "MEMORY_BYTES", "WORKER_PID"] {
+        assert!(!field(e, f).is_empty(), "{f} in {e}");
+    }
+    let message = field(e, "MESSAGE");
+    assert!(
+        message.contains(" GET /index.php?from=test 200 ") && message.ends_with(" ms"),
+        "MESSAGE is the access.format line: {message}"
+    );
+    // every request so far has its entry: index twice, warn once, and this one
+    let by_uri = |u: &str| {
+        access
+            .iter()
+            .filter(|e| field(e, "REQUEST_URI") == u)
+            .count()
+    };
+    assert!(
+        by_uri("/index.php") >= 3 && by_uri("/warn.php") == 1,
+        "{access:?}"
+    );
+    let failed = g.sh("journalctl -u php-fpm@blog STATUS=500 -o cat | wc -l");
+    assert_eq!(failed.trim(), "0", "filtering on a field works");
 
     g.sh(&format!("systemctl stop {SOCKET} {UNIT}"));
     assert_eq!(
