@@ -2,13 +2,14 @@
 //! SIGQUIT lets a request in flight finish, SIGTERM stops at once, and a worker's
 //! stdout/stderr are pipes to the master, never the client socket.
 
-use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use php_fpm_rs::fastcgi::client::{RequestBuilder, Response, ResponseDecoder};
+use php_fpm_rs::fastcgi::client::Response;
+
+mod support;
 
 struct Server {
     dir: tempfile::TempDir,
@@ -52,65 +53,13 @@ fn start(children: u32) -> Server {
         .expect("spawn");
     let server = Server { dir, child, sock };
     let deadline = Instant::now() + Duration::from_secs(15);
-    while workers(server.child.id()).len() < children as usize
+    while support::children_of(server.child.id()).len() < children as usize
         || UnixStream::connect(&server.sock).is_err()
     {
         assert!(Instant::now() < deadline, "pool did not come up");
         std::thread::sleep(Duration::from_millis(20));
     }
     server
-}
-
-fn workers(master: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").expect("proc").flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let after = stat.rsplit_once(") ").map(|x| x.1).unwrap_or("");
-        let ppid: u32 = after
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0);
-        if ppid == master {
-            out.push(pid);
-        }
-    }
-    out.sort_unstable();
-    out
-}
-
-fn request(sock: &Path, script: &Path) -> std::io::Result<Response> {
-    let mut s = UnixStream::connect(sock)?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    let mut out = Vec::new();
-    RequestBuilder::new(1, false)
-        .param("SCRIPT_FILENAME", script.to_string_lossy().as_bytes())
-        .param("SCRIPT_NAME", "/x.php")
-        .param("REQUEST_METHOD", "GET")
-        .encode(&mut out);
-    s.write_all(&out)?;
-    let mut dec = ResponseDecoder::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        let n = s.read(&mut buf)?;
-        if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "closed before END_REQUEST",
-            ));
-        }
-        if let Some(r) = dec
-            .push(&buf[..n])
-            .map_err(|e| std::io::Error::other(e.to_string()))?
-        {
-            return Ok(r);
-        }
-    }
 }
 
 fn body(r: &Response) -> String {
@@ -143,7 +92,7 @@ fn wait_exit(child: &mut Child, limit: Duration) -> Option<std::process::ExitSta
 #[test]
 fn static_pool_replaces_a_killed_worker_and_keeps_serving() {
     let s = start(3);
-    let before = workers(s.child.id());
+    let before = support::children_of(s.child.id());
     assert_eq!(before.len(), 3);
     let victim = before[0];
     Command::new("kill")
@@ -152,7 +101,7 @@ fn static_pool_replaces_a_killed_worker_and_keeps_serving() {
         .expect("kill");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let now = workers(s.child.id());
+        let now = support::children_of(s.child.id());
         if now.len() == 3 && !now.contains(&victim) {
             break;
         }
@@ -163,8 +112,8 @@ fn static_pool_replaces_a_killed_worker_and_keeps_serving() {
         std::thread::sleep(Duration::from_millis(20));
     }
     for _ in 0..10 {
-        let r =
-            request(&s.sock, &s.dir.path().join("hello.php")).expect("request after replacement");
+        let r = support::request(&s.sock, &s.dir.path().join("hello.php"), "")
+            .expect("request after replacement");
         assert!(body(&r).starts_with("hi "));
     }
     let log = std::fs::read_to_string(s.dir.path().join("fpm.log")).expect("log");
@@ -179,7 +128,7 @@ fn sigquit_lets_the_request_in_flight_finish_then_exits() {
     let mut s = start(2);
     let slow = s.dir.path().join("slow.php");
     let sock = s.sock.clone();
-    let inflight = std::thread::spawn(move || request(&sock, &slow));
+    let inflight = std::thread::spawn(move || support::request(&sock, &slow, ""));
     wait_started(&s);
     let pid = s.child.id().to_string();
     Command::new("kill")
@@ -201,7 +150,7 @@ fn sigterm_stops_the_pool_at_once() {
     let mut s = start(2);
     let slow = s.dir.path().join("slow.php");
     let sock = s.sock.clone();
-    let inflight = std::thread::spawn(move || request(&sock, &slow));
+    let inflight = std::thread::spawn(move || support::request(&sock, &slow, ""));
     wait_started(&s);
     let t = Instant::now();
     Command::new("kill")
@@ -228,9 +177,9 @@ fn sigterm_stops_the_pool_at_once() {
 #[test]
 fn worker_output_goes_to_master_pipes_not_the_client() {
     let s = start(1);
-    let r = request(&s.sock, &s.dir.path().join("noisy.php")).expect("request");
+    let r = support::request(&s.sock, &s.dir.path().join("noisy.php"), "").expect("request");
     assert_eq!(body(&r), "ok");
-    let w = workers(s.child.id());
+    let w = support::children_of(s.child.id());
     for fd in [1, 2] {
         let target = std::fs::read_link(format!("/proc/{}/fd/{fd}", w[0])).expect("readlink");
         assert!(

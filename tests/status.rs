@@ -13,31 +13,21 @@ fn page(
     query: &str,
     method: &str,
 ) -> (Vec<(String, String)>, String) {
-    use php_fpm_rs::fastcgi::client::{RequestBuilder, ResponseDecoder};
-    use std::io::{Read, Write};
-    let mut s = std::os::unix::net::UnixStream::connect(&server.sock).expect("connect");
-    let mut out = Vec::new();
-    RequestBuilder::new(1, false)
-        .param(
-            "SCRIPT_FILENAME",
-            format!("{}{path}", server.dir.path().display()),
-        )
-        .param("SCRIPT_NAME", path)
-        .param("REQUEST_URI", format!("{path}?{query}"))
-        .param("QUERY_STRING", query)
-        .param("REQUEST_METHOD", method)
-        .encode(&mut out);
-    s.write_all(&out).expect("send");
-    let mut dec = ResponseDecoder::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        let n = s.read(&mut buf).expect("read");
-        assert!(n > 0, "closed before the end");
-        if let Some(r) = dec.push(&buf[..n]).expect("valid") {
-            let (h, b) = r.split_headers();
-            return (h, String::from_utf8_lossy(b).into_owned());
-        }
-    }
+    let filename = format!("{}{path}", server.dir.path().display());
+    let uri = format!("{path}?{query}");
+    let r = support::send(
+        &server.sock,
+        &[
+            ("SCRIPT_FILENAME", &filename),
+            ("SCRIPT_NAME", path),
+            ("REQUEST_URI", &uri),
+            ("QUERY_STRING", query),
+            ("REQUEST_METHOD", method),
+        ],
+    )
+    .expect("a page");
+    let (h, b) = r.split_headers();
+    (h, String::from_utf8_lossy(b).into_owned())
 }
 
 fn field<'a>(body: &'a str, name: &str) -> &'a str {
@@ -148,28 +138,17 @@ fn max_active_processes_is_remembered() {
 }
 
 fn page_on(sock: &std::path::Path, path: &str, query: &str) -> (Vec<(String, String)>, String) {
-    use php_fpm_rs::fastcgi::client::{RequestBuilder, ResponseDecoder};
-    use std::io::{Read, Write};
-    let mut s = std::os::unix::net::UnixStream::connect(sock).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let mut out = Vec::new();
-    RequestBuilder::new(1, false)
-        .param("SCRIPT_NAME", path)
-        .param("QUERY_STRING", query)
-        .param("REQUEST_METHOD", "GET")
-        .encode(&mut out);
-    s.write_all(&out).expect("send");
-    let mut dec = ResponseDecoder::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        let n = s.read(&mut buf).expect("read");
-        assert!(n > 0, "closed before the end");
-        if let Some(r) = dec.push(&buf[..n]).expect("valid") {
-            let (h, b) = r.split_headers();
-            return (h, String::from_utf8_lossy(b).into_owned());
-        }
-    }
+    let r = support::send(
+        sock,
+        &[
+            ("SCRIPT_NAME", path),
+            ("QUERY_STRING", query),
+            ("REQUEST_METHOD", "GET"),
+        ],
+    )
+    .expect("a page");
+    let (h, b) = r.split_headers();
+    (h, String::from_utf8_lossy(b).into_owned())
 }
 
 #[test]

@@ -155,19 +155,6 @@ fn log_access(log: &AccessLog, pool: &str, env: &Env, uri: &[u8], done: &Finishe
     }
 }
 
-/// `pm.status_path`, `ping.path` and `ping.response`.
-#[derive(Debug, Clone, Default)]
-pub struct Pages {
-    /// `pm.status_path`.
-    pub status_path: Option<String>,
-    /// `ping.path`.
-    pub ping_path: Option<String>,
-    /// `ping.response`.
-    pub ping_response: String,
-    /// `static`, `dynamic` or `ondemand`, for the status page.
-    pub process_manager: &'static str,
-}
-
 /// Where a worker reports: its scoreboard slot, the pool counters, and the pipe on
 /// which it tells the master it is about to leave (so a replacement starts before).
 pub struct Reporting<'a> {

@@ -150,22 +150,32 @@ pub fn request_with(
     method: &str,
     extra: &[(&str, &str)],
 ) -> std::io::Result<Response> {
-    let mut s = UnixStream::connect(sock)?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut out = Vec::new();
     let name = format!(
         "/{}",
         script.file_name().unwrap_or_default().to_string_lossy()
     );
-    let mut req = RequestBuilder::new(1, false)
-        .param("SCRIPT_FILENAME", script.to_string_lossy().as_bytes())
-        .param("SCRIPT_NAME", name.as_bytes())
-        .param("REQUEST_URI", format!("{name}?{query}").as_bytes())
-        .param("QUERY_STRING", query.as_bytes())
-        .param("REQUEST_METHOD", method);
-    for (k, v) in extra {
+    let filename = script.to_string_lossy();
+    let uri = format!("{name}?{query}");
+    let mut params = vec![
+        ("SCRIPT_FILENAME", filename.as_ref()),
+        ("SCRIPT_NAME", name.as_str()),
+        ("REQUEST_URI", uri.as_str()),
+        ("QUERY_STRING", query),
+        ("REQUEST_METHOD", method),
+    ];
+    params.extend_from_slice(extra);
+    send(sock, &params)
+}
+
+/// One FastCGI request with exactly `params`, read to END_REQUEST.
+pub fn send(sock: &Path, params: &[(&str, &str)]) -> std::io::Result<Response> {
+    let mut s = UnixStream::connect(sock)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut req = RequestBuilder::new(1, false);
+    for (k, v) in params {
         req = req.param(k, v);
     }
+    let mut out = Vec::new();
     req.encode(&mut out);
     s.write_all(&out)?;
     let mut dec = ResponseDecoder::new();
