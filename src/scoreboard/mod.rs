@@ -205,9 +205,13 @@ fn wall_us() -> u64 {
         .unwrap_or(0)
 }
 
+/// Stores `src` NUL-terminated: only the words it covers plus the one holding its
+/// terminator are written (a few stores per request, not the whole field); what
+/// lies after the terminator is never read.
 fn store_bytes(dst: &[AtomicU64], src: &[u8]) {
+    let words = (src.len() / 8 + 1).min(dst.len());
     let mut chunks = src.chunks(8);
-    for word in dst {
+    for word in &dst[..words] {
         let mut b = [0u8; 8];
         if let Some(c) = chunks.next() {
             b[..c.len()].copy_from_slice(c);
@@ -556,6 +560,25 @@ mod tests {
             (1, 7, 2 << 20)
         );
         assert!(board.slot(4).is_none());
+    }
+
+    #[test]
+    fn a_shorter_value_replaces_a_longer_one() {
+        let board = Scoreboard::create(1).expect("scoreboard");
+        let slot = board.slot(0).expect("slot");
+        for uri in [
+            &b"/a/much/longer/path/than/the/next/one.php"[..],
+            b"/x.php",
+            b"/1234567",
+            b"/12345678",
+            b"",
+        ] {
+            slot.begin_request(&RequestInfo {
+                uri,
+                ..RequestInfo::default()
+            });
+            assert_eq!(slot.snapshot().uri.as_bytes(), uri);
+        }
     }
 
     #[test]
