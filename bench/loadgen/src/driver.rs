@@ -375,6 +375,11 @@ impl Bench {
                 {
                     bail!("{name}: {} answered an error:\n{head}", w.name());
                 }
+                if w == Workload::DokuWiki
+                    && String::from_utf8_lossy(&out).contains("This topic does not exist yet")
+                {
+                    bail!("{name}: DokuWiki has no start page: run bench/install-deps");
+                }
                 if w == Workload::Post && !String::from_utf8_lossy(&out).contains("1048576 ") {
                     bail!("{name}: the POST body did not arrive whole:\n{head}");
                 }
