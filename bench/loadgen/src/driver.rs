@@ -532,6 +532,16 @@ impl Bench {
     }
 }
 
+/// Who goes first in a round: A B in odd rounds, B A in even ones, so that neither
+/// server always runs right after the other (or right after a case change).
+fn order(round: usize) -> [&'static str; 2] {
+    if round % 2 == 1 {
+        [A, B]
+    } else {
+        [B, A]
+    }
+}
+
 /// Runs the whole benchmark.
 pub fn run(opts: RunOptions) -> Result<()> {
     let started = Instant::now();
@@ -606,7 +616,7 @@ pub fn run(opts: RunOptions) -> Result<()> {
             if !bench.wanted(&label) {
                 continue;
             }
-            for name in [A, B] {
+            for name in order(round) {
                 bench.measure(round, &label, name, |b| b.direct_trial(c, name))?;
             }
         }
@@ -621,8 +631,9 @@ pub fn run(opts: RunOptions) -> Result<()> {
                 } else {
                     "get.lua"
                 });
-                for (i, name) in [A, B].into_iter().enumerate() {
-                    let url = format!("http://127.0.0.1:{}{}", nginx.ports[i], w.uri());
+                for name in order(round) {
+                    let port = nginx.ports[usize::from(name == B)];
+                    let url = format!("http://127.0.0.1:{port}{}", w.uri());
                     bench.measure(round, &label, name, |b| b.wrk_trial(&url, conns, &script))?;
                 }
             }
@@ -884,7 +895,7 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "Ratios are php-fpm-rs / php-fpm8.2: median of {} alternating rounds [min–max]. \
+            "Ratios are php-fpm-rs / php-fpm8.2: median of {} alternating rounds (A B, then B A, ...) [min–max]. \
              req/s: higher is better; p99 and CPU: lower is better.\n",
             self.rounds
         );

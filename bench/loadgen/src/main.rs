@@ -4,6 +4,7 @@
 //! bare FastCGI load generator against any pool's socket, for profiling.
 
 mod driver;
+mod floor;
 mod load;
 mod procfs;
 mod servers;
@@ -53,6 +54,16 @@ enum Cmd {
         /// Keep the scratch directory (pool files, logs).
         #[arg(long)]
         keep: bool,
+    },
+    /// The transport floor: a FastCGI responder without PHP (fixed hello-world answer)
+    /// on a unix socket, to see what a request costs before any PHP runs.
+    Floor {
+        /// Socket path to bind.
+        #[arg(long)]
+        socket: PathBuf,
+        /// Exit after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        max_secs: u64,
     },
     /// Bare load generator: one workload against one socket; prints req/s and latency.
     Load {
@@ -118,6 +129,7 @@ fn main() -> Result<()> {
                 repo,
             })
         }
+        Cmd::Floor { socket, max_secs } => floor::serve(&socket, max_secs),
         Cmd::Load {
             socket,
             script,
