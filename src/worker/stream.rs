@@ -17,6 +17,11 @@ use crate::php::RequestIo;
 
 /// Room for the largest record (header, 65535 content bytes, 255 padding) and then some.
 const READ_BUF: usize = 2 * (HEADER_LEN + MAX_CONTENT_LEN + 255);
+/// What a connection starts with: a whole nginx request (params, small body) fits, and
+/// a worker that never sees a large record never pays for `READ_BUF` of private memory.
+const FIRST_BUF: usize = 16 * 1024;
+/// Below this much free room the buffer grows to `READ_BUF` (a record may not fit).
+const GROW_AT: usize = 4096;
 /// Raw output is framed into STDOUT records once this much has accumulated.
 const FRAME_AT: usize = 0xfff8;
 
@@ -68,8 +73,8 @@ fn write_all_fd(fd: &OwnedFd, mut data: &[u8]) -> io::Result<()> {
 
 thread_local! {
     /// The buffers of the last closed connection, reused by the next one: a worker serves
-    /// one connection at a time, and zeroing a fresh 128 KiB read buffer for every
-    /// connection cost more than the rest of the FastCGI layer.
+    /// one connection at a time, and zeroing a fresh read buffer (up to 128 KiB) for
+    /// every connection cost more than the rest of the FastCGI layer.
     static SPARE: Cell<Option<(Vec<u8>, Vec<u8>)>> = const { Cell::new(None) };
 }
 
@@ -78,7 +83,7 @@ impl Transport {
     pub fn new(fd: OwnedFd) -> Self {
         let (buf, out) = SPARE
             .take()
-            .unwrap_or_else(|| (vec![0; READ_BUF], Vec::with_capacity(16 * 1024)));
+            .unwrap_or_else(|| (vec![0; FIRST_BUF], Vec::with_capacity(16 * 1024)));
         Transport {
             fd,
             buf,
@@ -97,6 +102,10 @@ impl Transport {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
+        }
+        if self.buf.len() - self.end < GROW_AT && self.buf.len() < READ_BUF {
+            // an incomplete record fills what is left: make room for the largest one
+            self.buf.resize(READ_BUF, 0);
         }
         let n = read_fd(&self.fd, &mut self.buf[self.end..])?;
         self.end += n;
