@@ -431,18 +431,41 @@ impl Bench {
                 .filter_map(|&p| procfs::rss_kib(p))
                 .map(|k| k as f64)
                 .collect();
+            let uss: Vec<f64> = srv
+                .workers()
+                .iter()
+                .filter_map(|&p| procfs::uss_kib(p))
+                .map(|k| k as f64)
+                .collect();
+            let master_uss = procfs::uss_kib(srv.pid()).unwrap_or(0);
             self.say(&format!(
-                "memory {name}: after {} requests: master RSS {master} KiB (PSS {master_pss}), worker PSS {:?} KiB, worker RSS {:?} KiB",
+                "memory {name}: after {} requests: master RSS {master} KiB (PSS {master_pss}, USS {master_uss}), worker PSS {:?} KiB, worker USS {:?} KiB, worker RSS {:?} KiB",
                 per * Workload::ALL.len(),
                 pss,
+                uss,
                 rss
             ));
-            measured.push((master as f64, median(&pss), median(&rss)));
+            measured.push([
+                master as f64,
+                median(&pss),
+                master_uss as f64,
+                median(&uss),
+                median(&rss),
+            ]);
         }
         let (a, b) = (measured[0], measured[1]);
-        rows.push(("master RSS (KiB)".to_owned(), a.0, b.0));
-        rows.push(("worker PSS, median (KiB)".to_owned(), a.1, b.1));
-        rows.push(("worker RSS, median (KiB)".to_owned(), a.2, b.2));
+        for (i, what) in [
+            "master RSS (KiB)",
+            "worker PSS, median (KiB)",
+            "master USS (private, KiB)",
+            "worker USS (private), median (KiB)",
+            "worker RSS, median (KiB)",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            rows.push((what.to_owned(), a[i], b[i]));
+        }
         Ok(rows)
     }
 
@@ -869,19 +892,19 @@ impl Report {
                 .rows
                 .iter()
                 .filter(|r| r.cpu_ratio.median >= 1.0)
-                .map(|r| format!("{} {:.2}x", r.case, r.cpu_ratio.median))
+                .map(|r| format!("{} {:.3}x", r.case, r.cpu_ratio.median))
                 .collect();
             g.push((
                 "CPU per request lower on every case".to_owned(),
                 Some(over.is_empty()),
                 if over.is_empty() {
-                    format!("worst {} {:.2}x", w.case, w.cpu_ratio.median)
+                    format!("worst {} {:.3}x", w.case, w.cpu_ratio.median)
                 } else {
                     format!("not lower: {}", over.join(", "))
                 },
             ));
         }
-        for (what, a, b) in self.memory.iter().take(2) {
+        for (what, a, b) in self.memory.iter().take(4) {
             g.push((
                 format!("{what}: no more than php-fpm8.2"),
                 Some(b <= a),

@@ -101,6 +101,13 @@ pub fn pss_kib(pid: u32) -> Option<u64> {
     )
 }
 
+/// Private memory (USS: Private_Clean + Private_Dirty) of a process, KiB. Unlike PSS it
+/// does not move when unrelated processes map the same files (other PHP servers).
+pub fn uss_kib(pid: u32) -> Option<u64> {
+    let t = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    Some(kb_field(&t, "Private_Clean:")? + kb_field(&t, "Private_Dirty:")?)
+}
+
 /// (busy, total) jiffies of the whole machine from /proc/stat.
 pub fn machine_jiffies() -> (u64, u64) {
     let Ok(s) = fs::read_to_string("/proc/stat") else {
