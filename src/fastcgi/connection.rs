@@ -3,7 +3,7 @@
 use super::encoder::{encode_end_request, encode_record};
 use super::error::ProtocolError;
 use super::params::{encode_pair, Limits, Params, ParamsDecoder};
-use super::record::{Header, ProtocolStatus, Record, RecordType, Role, FLAG_KEEP_CONN, HEADER_LEN};
+use super::record::{ProtocolStatus, Record, RecordType, Role, FLAG_KEEP_CONN};
 
 /// Ids rejected with END_REQUEST whose trailing PARAMS/STDIN we still swallow.
 ///
@@ -67,9 +67,6 @@ pub struct Connection {
     keep_conn: bool,
     rejected: Vec<u16>,
     transmit: Vec<u8>,
-    /// Content and padding bytes still to come of a STDIN record that
-    /// [`handle_input_streaming`](Self::handle_input_streaming) is handing out in pieces.
-    stdin_rest: (usize, usize),
 }
 
 impl Connection {
@@ -82,7 +79,6 @@ impl Connection {
             keep_conn: false,
             rejected: Vec::new(),
             transmit: Vec::new(),
-            stdin_rest: (0, 0),
         }
     }
 
@@ -99,77 +95,6 @@ impl Connection {
         };
         let event = self.handle_record(record)?;
         Ok(Some((event, consumed)))
-    }
-
-    /// Like [`handle_input`](Self::handle_input), except that a STDIN record of the active
-    /// request whose header is in `buf` but not all its content yields the content that
-    /// is there at once, as `Event::Stdin` (never empty), and the rest on later calls.
-    /// The body then never needs room for a whole 64 KiB record: a caller's buffer only
-    /// has to hold the largest PARAMS (or management) record it accepts.
-    ///
-    /// Use one of the two methods for the whole life of a connection, not both.
-    pub fn handle_input_streaming<'a>(
-        &mut self,
-        buf: &'a [u8],
-    ) -> Result<Option<(Event<'a>, usize)>, ProtocolError> {
-        match self.stdin_rest {
-            (0, 0) => {}
-            (0, pad) => {
-                // the padding of a record whose content was handed out
-                let n = pad.min(buf.len());
-                if n == 0 {
-                    return Ok(None);
-                }
-                self.stdin_rest = (0, pad - n);
-                return Ok(Some((Event::Ignored, n)));
-            }
-            (left, pad) => {
-                let n = left.min(buf.len());
-                if n == 0 {
-                    return Ok(None);
-                }
-                self.stdin_rest = (left - n, pad);
-                return Ok(Some((Event::Stdin(&buf[..n]), n)));
-            }
-        }
-        if let Some(done) = self.handle_input(buf)? {
-            return Ok(Some(done));
-        }
-        // Not a whole record: stream it if it is body content of the active request.
-        let Some(h) = Header::parse(buf)? else {
-            return Ok(None);
-        };
-        let have = buf.len() - HEADER_LEN;
-        let streamable = h.record_type == RecordType::Stdin as u8
-            && h.content_length > 0
-            && have > 0
-            && matches!(self.state, State::Stdin)
-            && self.request_id() == Some(h.request_id);
-        if !streamable {
-            return Ok(None);
-        }
-        let content = usize::from(h.content_length);
-        // the record is not whole, so fewer than `content` + padding bytes are here
-        let n = have.min(content);
-        self.stdin_rest = (content - n, usize::from(h.padding_length));
-        Ok(Some((
-            Event::Stdin(&buf[HEADER_LEN..HEADER_LEN + n]),
-            HEADER_LEN + n,
-        )))
-    }
-
-    /// Content bytes of the STDIN record being streamed that are not in the caller's
-    /// buffer yet. A caller whose buffer is empty may read up to this many bytes from
-    /// the transport straight into their destination, then report them with
-    /// [`stdin_consumed`](Self::stdin_consumed).
-    pub fn stdin_pending(&self) -> usize {
-        self.stdin_rest.0
-    }
-
-    /// Records `n` body bytes that the caller read past its buffer (see
-    /// [`stdin_pending`](Self::stdin_pending)).
-    pub fn stdin_consumed(&mut self, n: usize) {
-        self.stdin_rest.0 = self.stdin_rest.0.saturating_sub(n);
     }
 
     /// Appends queued replies to `out`; returns whether anything was appended.
@@ -692,87 +617,6 @@ mod tests {
         buf.extend(record(2, 1, b""));
         let r = run(&mut Connection::new(Limits::default()), &buf).unwrap();
         assert_eq!(r.aborts, 1);
-    }
-
-    /// Feeds `bytes` in pieces of the given sizes through `handle_input_streaming`, as a
-    /// worker with a small buffer would, and collects the body and the events.
-    fn stream_run(conn: &mut Connection, bytes: &[u8], piece: &mut dyn FnMut() -> usize) -> Run {
-        let mut r = Run::default();
-        let mut buf: Vec<u8> = Vec::new();
-        let mut fed = 0;
-        loop {
-            while let Some((ev, used)) = conn.handle_input_streaming(&buf).unwrap() {
-                assert!(used > 0 && used <= buf.len());
-                match ev {
-                    Event::BeginRequest {
-                        request_id,
-                        keep_conn,
-                    } => r.begins.push((request_id, keep_conn)),
-                    Event::ParamsComplete(p) => r.params.push(p),
-                    Event::Stdin(d) => {
-                        assert!(!d.is_empty(), "an empty STDIN event would end the body");
-                        r.stdin.extend_from_slice(d);
-                        r.stdin_records += 1;
-                    }
-                    Event::StdinEnd => r.stdin_end += 1,
-                    Event::AbortRequest => r.aborts += 1,
-                    Event::Management => r.management += 1,
-                    Event::Ignored => {}
-                }
-                buf.drain(..used);
-            }
-            if fed == bytes.len() {
-                return r;
-            }
-            let n = piece().clamp(1, bytes.len() - fed);
-            buf.extend_from_slice(&bytes[fed..fed + n]);
-            fed += n;
-        }
-    }
-
-    #[test]
-    fn streamed_body_arrives_whole_in_pieces_and_the_next_request_follows() {
-        let body: Vec<u8> = (0..200_003u32).map(|i| (i % 251) as u8).collect();
-        let mut bytes = Vec::new();
-        RequestBuilder::new(1, true)
-            .param("CONTENT_LENGTH", body.len().to_string())
-            .stdin(&body)
-            .encode(&mut bytes);
-        let mut second = Vec::new();
-        RequestBuilder::new(2, true)
-            .param("X", "y")
-            .stdin("tail")
-            .encode(&mut second);
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        for max in [1usize, 7, 4096, 16_384, 70_000] {
-            let mut piece = || {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                1 + (seed % max as u64) as usize
-            };
-            let mut conn = Connection::new(Limits::default());
-            let r = stream_run(&mut conn, &bytes, &mut piece);
-            assert_eq!(r.begins, vec![(1, true)]);
-            assert_eq!(r.stdin.len(), body.len(), "pieces of at most {max}");
-            assert!(r.stdin == body);
-            assert_eq!(r.stdin_end, 1);
-            conn.end_request();
-            let r2 = stream_run(&mut conn, &second, &mut piece);
-            assert_eq!(r2.begins, vec![(2, true)]);
-            assert_eq!(r2.stdin, b"tail");
-            assert_eq!(r2.params[0].get(b"X"), Some(&b"y"[..]));
-        }
-    }
-
-    #[test]
-    fn only_the_active_requests_body_is_streamed() {
-        let mut conn = Connection::new(Limits::default());
-        // STDIN before PARAMS ended: incomplete, so not streamed and not an error yet
-        let mut buf = begin(1, 1, 0);
-        buf.extend(record(5, 1, &[b'x'; 100])[..50].iter().copied());
-        let (_, used) = conn.handle_input_streaming(&buf).unwrap().unwrap();
-        assert_eq!(conn.handle_input_streaming(&buf[used..]).unwrap(), None);
     }
 
     #[test]

@@ -18,9 +18,10 @@ use crate::php::RequestIo;
 /// Room for the largest record (header, 65535 content bytes, 255 padding) and then some.
 const READ_BUF: usize = 2 * (HEADER_LEN + MAX_CONTENT_LEN + 255);
 /// What a connection starts with: a whole nginx request (params, small body) fits, and
-/// request bodies stream through it in pieces, however large their records. Only a
-/// PARAMS record larger than this (huge cookies) makes it grow to `READ_BUF`.
+/// a worker that never sees a large record never pays for `READ_BUF` of private memory.
 const FIRST_BUF: usize = 16 * 1024;
+/// Below this much free room the buffer grows to `READ_BUF` (a record may not fit).
+const GROW_AT: usize = 4096;
 /// Raw output is framed into STDOUT records once this much has accumulated.
 const FRAME_AT: usize = 0xfff8;
 
@@ -102,8 +103,8 @@ impl Transport {
             self.end -= self.start;
             self.start = 0;
         }
-        if self.end == self.buf.len() && self.buf.len() < READ_BUF {
-            // one incomplete record fills the buffer: make room for the largest one
+        if self.buf.len() - self.end < GROW_AT && self.buf.len() < READ_BUF {
+            // an incomplete record fills what is left: make room for the largest one
             self.buf.resize(READ_BUF, 0);
         }
         let n = read_fd(&self.fd, &mut self.buf[self.end..])?;
@@ -122,7 +123,7 @@ impl Transport {
     ) -> Result<Option<(OwnedEvent, std::ops::Range<usize>)>, StreamError> {
         loop {
             let base = self.buf.as_ptr() as usize;
-            match conn.handle_input_streaming(&self.buf[self.start..self.end])? {
+            match conn.handle_input(&self.buf[self.start..self.end])? {
                 Some((event, consumed)) => {
                     let (owned, range) = match event {
                         Event::BeginRequest {
@@ -160,17 +161,6 @@ impl Transport {
                 }
             }
         }
-    }
-
-    /// Bytes read but not consumed yet.
-    fn buffered(&self) -> usize {
-        self.end - self.start
-    }
-
-    /// Reads from the socket straight into `dest`, bypassing the buffer (which must be
-    /// empty): body content of a streamed STDIN record goes to PHP without a copy.
-    fn read_direct(&mut self, dest: &mut [u8]) -> io::Result<usize> {
-        read_fd(&self.fd, dest)
     }
 
     /// Bytes of the internal buffer (for `Stdin` ranges).
@@ -440,27 +430,6 @@ impl RequestIo for Exchange<'_> {
     }
 
     fn read_body(&mut self, buf: &mut [u8]) -> usize {
-        if self.body.is_empty() && !buf.is_empty() && self.error.is_none() {
-            // the middle of a large body record, nothing buffered: no copy
-            let pending = self.conn.stdin_pending();
-            if pending > 0 && self.transport.buffered() == 0 {
-                let want = pending.min(buf.len());
-                return match self.transport.read_direct(&mut buf[..want]) {
-                    Ok(0) => {
-                        self.error = Some(StreamError::Truncated);
-                        0
-                    }
-                    Ok(n) => {
-                        self.conn.stdin_consumed(n);
-                        n
-                    }
-                    Err(e) => {
-                        self.error = Some(e.into());
-                        0
-                    }
-                };
-            }
-        }
         if self.body.is_empty() && (self.finished && self.client_gone || !self.next_body_chunk()) {
             return 0;
         }
