@@ -2,7 +2,7 @@
 # every test. Both install what they need (apt-get, as root) first.
 # `make packages-test` builds the .deb and the .rpm into target/pkg/, compares them, and
 # installs, runs and removes the .deb in a booted Debian (systemd-nspawn).
-.PHONY: demo test deps build lint pkg-deps deb rpm packages packages-test docs
+.PHONY: demo test deps build lint pkg-deps deb rpm packages packages-test docs bench bench-smoke bench-lint
 
 deps:
 	./scripts/install-deps
@@ -47,3 +47,23 @@ packages: deb rpm
 packages-test: packages
 	cargo test --test packages -- --include-ignored
 	cargo test --test packages_install -- --include-ignored --nocapture
+
+# Benchmark against php-fpm8.2 (BENCHMARKS.md). `make bench` is the full run (about
+# 20 minutes on 2 cores; installs wrk, nginx, php8.2-fpm and DokuWiki first) and
+# rewrites the results part of BENCHMARKS.md. `make bench-smoke` proves the benchmark
+# still works in seconds (debug builds, tiny counts) and asserts nothing about speed.
+BENCH_CARGO = CARGO_TARGET_DIR=$(CURDIR)/target cargo
+BENCH_MANIFEST = --manifest-path bench/loadgen/Cargo.toml
+
+bench:
+	./bench/run
+
+bench-lint:
+	cd bench/loadgen && cargo fmt -- --check
+	$(BENCH_CARGO) clippy --quiet $(BENCH_MANIFEST) --all-targets -- -D warnings
+	$(BENCH_CARGO) test --quiet $(BENCH_MANIFEST)
+
+bench-smoke: bench-lint
+	./bench/install-deps
+	cargo build --quiet --bin php-fpm-rs
+	$(BENCH_CARGO) run --quiet $(BENCH_MANIFEST) -- run --preset smoke --rs-bin target/debug/php-fpm-rs

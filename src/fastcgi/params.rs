@@ -113,7 +113,24 @@ impl ParamsDecoder {
 
     /// Feeds the next chunk of the PARAMS stream.
     pub fn push(&mut self, mut bytes: &[u8]) -> Result<(), ProtocolError> {
+        if self.params.arena.capacity() == 0 {
+            // Names and values never take more room than the stream's bytes: size the
+            // arena (and the pair index, ~16 bytes a pair) from this first chunk, at most a
+            // record, instead of regrowing it pair after pair.
+            self.params
+                .arena
+                .reserve(bytes.len().min(self.limits.max_params_bytes));
+            self.params
+                .ends
+                .reserve((bytes.len() / 16).min(self.limits.max_params));
+        }
         while !bytes.is_empty() {
+            if self.stage == Stage::NameLen && self.len_have == 0 {
+                if let Some(used) = self.whole_pair(bytes)? {
+                    bytes = &bytes[used..];
+                    continue;
+                }
+            }
             match self.stage {
                 Stage::NameLen => {
                     if self.len_have == 0 && self.params.len() >= self.limits.max_params {
@@ -151,6 +168,36 @@ impl ParamsDecoder {
             }
         }
         Ok(())
+    }
+
+    /// Fast path: decodes a pair that lies whole at the start of `bytes` (the usual case:
+    /// web servers do not split pairs across records) with one copy into the arena.
+    /// `Ok(None)` when it is not whole; the byte-wise stages then take over, having
+    /// consumed nothing. Applies the same limits, in the same order, as those stages.
+    fn whole_pair(&mut self, bytes: &[u8]) -> Result<Option<usize>, ProtocolError> {
+        if self.params.len() >= self.limits.max_params {
+            return Err(ProtocolError::TooManyParams {
+                limit: self.limits.max_params,
+            });
+        }
+        let Some((name_len, a)) = read_len(bytes) else {
+            return Ok(None);
+        };
+        let name_len = self.check_len(name_len, 0)?;
+        let Some((value_len, b)) = bytes.get(a..).and_then(read_len) else {
+            return Ok(None);
+        };
+        let value_len = self.check_len(value_len, name_len)?;
+        let start = a + b;
+        let Some(pair) = bytes.get(start..start + name_len + value_len) else {
+            return Ok(None);
+        };
+        let base = self.params.arena.len();
+        self.params.arena.extend_from_slice(pair);
+        self.params
+            .ends
+            .push((base + name_len, base + name_len + value_len));
+        Ok(Some(start + pair.len()))
     }
 
     /// Ends the stream, failing if it stopped inside a pair.
@@ -203,6 +250,16 @@ impl ParamsDecoder {
             }
         }
     }
+}
+
+/// A whole 1- or 4-byte length prefix at the start of `bytes` and its size.
+fn read_len(bytes: &[u8]) -> Option<(u32, usize)> {
+    let &first = bytes.first()?;
+    if first & 0x80 == 0 {
+        return Some((u32::from(first), 1));
+    }
+    let four = *bytes.first_chunk::<4>()?;
+    Some((u32::from_be_bytes(four) & 0x7fff_ffff, 4))
 }
 
 /// Appends one encoded name-value pair to `out`.
@@ -336,6 +393,50 @@ mod tests {
             let mut d = ParamsDecoder::new(Limits::default());
             d.push(cut).unwrap();
             assert!(matches!(d.finish(), Err(ProtocolError::TruncatedParams)));
+        }
+    }
+
+    /// Whole pushes (fast path), byte-wise pushes and uneven splits (both paths mixed)
+    /// decode to the same pairs, or fail with the same error.
+    #[test]
+    fn whole_and_split_pushes_agree() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..300 {
+            let mut buf = Vec::new();
+            for _ in 0..next() % 12 {
+                let name: Vec<u8> = (0..next() % 140).map(|i| b'a' + (i % 26) as u8).collect();
+                let value: Vec<u8> = (0..next() % 300).map(|i| i as u8).collect();
+                encode_pair(&name, &value, &mut buf);
+            }
+            let limits = Limits {
+                max_params_bytes: if round % 3 == 0 { 600 } else { 1 << 20 },
+                max_params: if round % 5 == 0 { 4 } else { 4096 },
+                ..Limits::default()
+            };
+            let run = |cuts: &[usize]| -> Result<Params, ProtocolError> {
+                let mut d = ParamsDecoder::new(limits);
+                let mut rest = buf.as_slice();
+                for &c in cuts {
+                    let (now, later) = rest.split_at(c.min(rest.len()));
+                    d.push(now)?;
+                    rest = later;
+                }
+                d.push(rest)?;
+                d.finish()
+            };
+            let whole = run(&[]);
+            let bytewise = run(&vec![1; buf.len()]);
+            let cuts: Vec<usize> = (0..6).map(|_| (next() % 200) as usize).collect();
+            let uneven = run(&cuts);
+            let show = |r: &Result<Params, ProtocolError>| format!("{r:?}");
+            assert_eq!(show(&whole), show(&bytewise), "round {round}");
+            assert_eq!(show(&whole), show(&uneven), "round {round}");
         }
     }
 

@@ -2,6 +2,7 @@
 //! hold a whole record, and the response side (STDOUT framing, STDERR, END_REQUEST)
 //! that PHP's output goes through. Small responses leave in a single write.
 
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 
@@ -10,7 +11,7 @@ use nix::sys::socket::{shutdown, Shutdown};
 
 use crate::fastcgi::{
     encode_end_request, encode_stream, encode_stream_end, Connection, Event, ProtocolError,
-    ProtocolStatus, RecordType, HEADER_LEN, MAX_CONTENT_LEN,
+    ProtocolStatus, RecordType, HEADER_LEN, MAX_CONTENT_LEN, VERSION_1,
 };
 use crate::php::RequestIo;
 use crate::scoreboard::Slot;
@@ -20,6 +21,11 @@ use std::sync::atomic::Ordering;
 
 /// Room for the largest record (header, 65535 content bytes, 255 padding) and then some.
 const READ_BUF: usize = 2 * (HEADER_LEN + MAX_CONTENT_LEN + 255);
+/// What a connection starts with: a whole nginx request (params, small body) fits, and
+/// a worker that never sees a large record never pays for `READ_BUF` of private memory.
+const FIRST_BUF: usize = 16 * 1024;
+/// Below this much free room the buffer grows to `READ_BUF` (a record may not fit).
+const GROW_AT: usize = 4096;
 /// Raw output is framed into STDOUT records once this much has accumulated.
 const FRAME_AT: usize = 0xfff8;
 
@@ -73,15 +79,25 @@ fn write_all_fd_inner(fd: &OwnedFd, mut data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+thread_local! {
+    /// The buffers of the last closed connection, reused by the next one: a worker serves
+    /// one connection at a time, and zeroing a fresh read buffer (up to 128 KiB) for
+    /// every connection cost more than the rest of the FastCGI layer.
+    static SPARE: Cell<Option<(Vec<u8>, Vec<u8>)>> = const { Cell::new(None) };
+}
+
 impl Transport {
     /// Wraps an accepted connection.
     pub fn new(fd: OwnedFd) -> Self {
+        let (buf, out) = SPARE
+            .take()
+            .unwrap_or_else(|| (vec![0; FIRST_BUF], Vec::with_capacity(16 * 1024)));
         Transport {
             fd,
-            buf: vec![0; READ_BUF],
+            buf,
             start: 0,
             end: 0,
-            out: Vec::with_capacity(16 * 1024),
+            out,
             kept: false,
         }
     }
@@ -95,6 +111,10 @@ impl Transport {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
+        }
+        if self.buf.len() - self.end < GROW_AT && self.buf.len() < READ_BUF {
+            // an incomplete record fills what is left: make room for the largest one
+            self.buf.resize(READ_BUF, 0);
         }
         let n = read_fd(&self.fd, &mut self.buf[self.end..])?;
         self.end += n;
@@ -192,6 +212,18 @@ impl Transport {
     }
 }
 
+impl Drop for Transport {
+    fn drop(&mut self) {
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        if out.capacity() > 1 << 20 {
+            // a huge response's buffer is not kept for the worker's life
+            out = Vec::with_capacity(16 * 1024);
+        }
+        SPARE.set(Some((std::mem::take(&mut self.buf), out)));
+    }
+}
+
 /// An [`Event`] detached from the read buffer.
 #[derive(Debug)]
 pub enum OwnedEvent {
@@ -221,7 +253,9 @@ pub struct Exchange<'a> {
     /// The protocol state.
     pub conn: &'a mut Connection,
     request_id: u16,
-    pending: Vec<u8>,
+    /// Where the open STDOUT record's header sits in `transport.out`: output is copied
+    /// once, straight behind it, and the header is filled in when the record closes.
+    open: Option<usize>,
     body: std::ops::Range<usize>,
     /// The body's end (or an abort) was seen.
     pub body_done: bool,
@@ -262,7 +296,7 @@ impl<'a> Exchange<'a> {
             transport,
             conn,
             request_id,
-            pending: Vec::with_capacity(8192),
+            open: None,
             body: 0..0,
             body_done: false,
             aborted: false,
@@ -277,16 +311,33 @@ impl<'a> Exchange<'a> {
         }
     }
 
+    /// Closes the open STDOUT record: fills in its header and pads it to 8 bytes.
     fn frame_pending(&mut self) {
-        if !self.pending.is_empty() {
-            encode_stream(
-                RecordType::Stdout,
-                self.request_id,
-                &self.pending,
-                &mut self.transport.out,
-            );
-            self.pending.clear();
-        }
+        let Some(at) = self.open.take() else {
+            return;
+        };
+        let out = &mut self.transport.out;
+        let len = out.len() - at - HEADER_LEN;
+        let Ok(len16) = u16::try_from(len) else {
+            // write() closes records at FRAME_AT bytes, far below u16::MAX
+            unreachable!("STDOUT record of {len} bytes");
+        };
+        let pad = (8 - len % 8) % 8;
+        let [id1, id0] = self.request_id.to_be_bytes();
+        let [len1, len0] = len16.to_be_bytes();
+        // `pad` is below 8, so the cast is lossless
+        let header = [
+            VERSION_1,
+            RecordType::Stdout as u8,
+            id1,
+            id0,
+            len1,
+            len0,
+            pad as u8,
+            0,
+        ];
+        out[at..at + HEADER_LEN].copy_from_slice(&header);
+        out.resize(out.len() + pad, 0);
     }
 
     fn send(&mut self) -> bool {
@@ -343,64 +394,23 @@ impl<'a> Exchange<'a> {
     }
 
     /// Reads and drops the rest of the body so the next request on a kept connection
-    /// starts at a record boundary.
+    /// starts at a record boundary. Nothing is copied.
     pub fn drain_body(&mut self) {
-        let mut sink = [0u8; 16 * 1024];
-        while !self.body_done && !self.client_gone && self.error.is_none() {
-            if self.read_body(&mut sink) == 0 && !self.body_done {
-                break;
-            }
+        self.body = 0..0;
+        while !self.client_gone && self.next_body_chunk() {
+            self.body = 0..0;
         }
     }
-}
 
-impl RequestIo for Exchange<'_> {
-    fn write(&mut self, data: &[u8]) -> bool {
-        if self.finished {
-            // after fastcgi_finish_request() output has nowhere to go
-            return true;
-        }
-        if self.client_gone {
-            return false;
-        }
-        self.bytes_out += data.len() as u64;
-        self.pending.extend_from_slice(data);
-        if self.pending.len() >= FRAME_AT {
-            let whole = self.pending.len() - self.pending.len() % FRAME_AT;
-            encode_stream(
-                RecordType::Stdout,
-                self.request_id,
-                &self.pending[..whole],
-                &mut self.transport.out,
-            );
-            self.pending.drain(..whole);
-            return self.send();
-        }
-        true
-    }
-
-    fn flush(&mut self) -> bool {
-        if self.finished {
-            return true;
-        }
+    /// Makes the next body chunk current (`self.body`); `false` at the end of the body or
+    /// once reading it failed.
+    fn next_body_chunk(&mut self) -> bool {
+        // management replies may be written while the body is read: close the open
+        // STDOUT record first so they land between records, never inside one
         self.frame_pending();
-        if self.transport.out.is_empty() {
-            return !self.client_gone;
-        }
-        self.send()
-    }
-
-    fn read_body(&mut self, buf: &mut [u8]) -> usize {
-        loop {
-            if !self.body.is_empty() {
-                let n = buf.len().min(self.body.len());
-                let start = self.body.start;
-                buf[..n].copy_from_slice(&self.transport.slice(start..start + n)[..n]);
-                self.body.start += n;
-                return n;
-            }
-            if self.body_done || self.error.is_some() || self.finished && self.client_gone {
-                return 0;
+        while self.body.is_empty() {
+            if self.body_done || self.error.is_some() {
+                return false;
             }
             match self.transport.next_event(self.conn) {
                 Ok(Some((OwnedEvent::Stdin, range))) => self.body = range,
@@ -423,6 +433,61 @@ impl RequestIo for Exchange<'_> {
                 Err(e) => self.error = Some(e),
             }
         }
+        true
+    }
+}
+
+impl RequestIo for Exchange<'_> {
+    fn write(&mut self, mut data: &[u8]) -> bool {
+        if self.finished {
+            // after fastcgi_finish_request() output has nowhere to go
+            return true;
+        }
+        if self.client_gone {
+            return false;
+        }
+        self.bytes_out += data.len() as u64;
+        while !data.is_empty() {
+            let out = &mut self.transport.out;
+            let at = *self.open.get_or_insert_with(|| {
+                out.extend_from_slice(&[0; HEADER_LEN]);
+                out.len() - HEADER_LEN
+            });
+            let have = out.len() - at - HEADER_LEN;
+            let n = (FRAME_AT - have).min(data.len());
+            out.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if have + n == FRAME_AT {
+                // a full record leaves at once, as php-fpm's do
+                self.frame_pending();
+                if !self.send() {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn flush(&mut self) -> bool {
+        if self.finished {
+            return true;
+        }
+        self.frame_pending();
+        if self.transport.out.is_empty() {
+            return !self.client_gone;
+        }
+        self.send()
+    }
+
+    fn read_body(&mut self, buf: &mut [u8]) -> usize {
+        if self.body.is_empty() && (self.finished && self.client_gone || !self.next_body_chunk()) {
+            return 0;
+        }
+        let n = buf.len().min(self.body.len());
+        let start = self.body.start;
+        buf[..n].copy_from_slice(&self.transport.slice(start..start + n)[..n]);
+        self.body.start += n;
+        n
     }
 
     fn log_message(&mut self, msg: &[u8]) {
