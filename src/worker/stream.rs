@@ -20,7 +20,9 @@ use super::inflight;
 use std::sync::atomic::Ordering;
 
 /// Room for the largest record (header, 65535 content bytes, 255 padding) and then some.
-const READ_BUF: usize = 2 * (HEADER_LEN + MAX_CONTENT_LEN + 255);
+/// A worker keeps it once a large record went through, so it is not made bigger:
+/// twice this size read no fewer times per 1 MiB body (the peer's writes set the pace).
+const READ_BUF: usize = HEADER_LEN + MAX_CONTENT_LEN + 255 + FIRST_BUF;
 /// What a connection starts with: a whole nginx request (params, small body) fits, and
 /// a worker that never sees a large record never pays for `READ_BUF` of private memory.
 const FIRST_BUF: usize = 16 * 1024;
