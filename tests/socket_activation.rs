@@ -4,13 +4,12 @@
 //! in for systemd's NOTIFY_SOCKET. The full story under a real systemd is in
 //! tests/systemd.rs.
 
-use std::io::{Read, Write};
-use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use php_fpm_rs::fastcgi::client::{RequestBuilder, ResponseDecoder};
+mod support;
 
 const ACTIVATE: &str = "/usr/bin/systemd-socket-activate";
 
@@ -24,25 +23,54 @@ impl Drop for Reaped {
 }
 
 fn get(sock: &Path, script: &Path) -> String {
-    let mut s = UnixStream::connect(sock).expect("connect to the passed socket");
-    s.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let mut out = Vec::new();
-    RequestBuilder::new(1, false)
-        .param("SCRIPT_FILENAME", script.to_string_lossy().as_bytes())
-        .param("SCRIPT_NAME", "/hello.php")
-        .param("REQUEST_METHOD", "GET")
-        .encode(&mut out);
-    s.write_all(&out).expect("send request");
-    let mut dec = ResponseDecoder::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        let n = s.read(&mut buf).expect("read response");
-        assert!(n > 0, "closed before END_REQUEST");
-        if let Some(r) = dec.push(&buf[..n]).expect("valid FastCGI") {
-            return String::from_utf8_lossy(r.split_headers().1).into_owned();
-        }
+    let script = script.to_string_lossy();
+    let r = support::send(
+        sock,
+        &[
+            ("SCRIPT_FILENAME", script.as_ref()),
+            ("SCRIPT_NAME", "/hello.php"),
+            ("REQUEST_METHOD", "GET"),
+        ],
+    )
+    .expect("a response on the passed socket");
+    String::from_utf8_lossy(r.split_headers().1).into_owned()
+}
+
+/// A status page from the master's status socket (no script behind it).
+fn get_page(sock: &Path, path: &str) -> String {
+    let r = support::send(sock, &[("SCRIPT_NAME", path), ("REQUEST_METHOD", "GET")])
+        .expect("a page from the status socket");
+    String::from_utf8_lossy(r.split_headers().1).into_owned()
+}
+
+/// Runs php-fpm-rs under systemd-socket-activate listening on `socks` (named
+/// `names`), with `setenv` passed on, and waits until every socket exists.
+fn activate(socks: &[&Path], names: &str, setenv: Option<String>, conf: &Path) -> Reaped {
+    let mut cmd = Command::new(ACTIVATE);
+    for s in socks {
+        cmd.arg("-l").arg(s);
     }
+    cmd.arg(format!("--fdname={names}"));
+    if let Some(e) = setenv {
+        cmd.arg(format!("--setenv={e}"));
+    }
+    let child = cmd
+        .args([env!("CARGO_BIN_EXE_php-fpm-rs"), "-F", "-R", "-n", "-y"])
+        .arg(conf)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn systemd-socket-activate");
+    let server = Reaped(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socks.iter().all(|s| s.exists()) {
+        assert!(
+            Instant::now() < deadline,
+            "no socket from systemd-socket-activate"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server
 }
 
 /// Collects notify datagrams until one contains `want`.
@@ -85,29 +113,12 @@ fn a_passed_socket_is_served_and_readiness_and_stopping_are_notified() {
     let d = dir.path();
     let (conf, notify) = setup(d);
     let sock = d.join("fpm.sock");
-    let child = Command::new(ACTIVATE)
-        .arg("-l")
-        .arg(&sock)
-        .arg("--fdname=php-fpm@t.socket")
-        .arg(format!(
-            "--setenv=NOTIFY_SOCKET={}",
-            d.join("notify").display()
-        ))
-        .args([env!("CARGO_BIN_EXE_php-fpm-rs"), "-F", "-R", "-n", "-y"])
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn systemd-socket-activate");
-    let mut server = Reaped(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !sock.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "no socket from systemd-socket-activate"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut server = activate(
+        &[&sock],
+        "php-fpm@t.socket",
+        Some(format!("NOTIFY_SOCKET={}", d.join("notify").display())),
+        &conf,
+    );
     // the first connection starts the pool; it waits in the socket's queue meanwhile
     let body = get(&sock, &d.join("hello.php"));
     assert!(body.starts_with("hi from "), "{body}");
@@ -203,29 +214,12 @@ fn several_passed_sockets_are_served_and_the_status_socket_by_the_master() {
         d.join("second.sock"),
         d.join("status.sock"),
     );
-    let child = Command::new(ACTIVATE)
-        .arg("-l")
-        .arg(&main)
-        .arg("-l")
-        .arg(&second)
-        .arg("-l")
-        .arg(&status)
-        .arg("--fdname=php-fpm@t.socket:t:status")
-        .args([env!("CARGO_BIN_EXE_php-fpm-rs"), "-F", "-R", "-n", "-y"])
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn systemd-socket-activate");
-    let _server = Reaped(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !status.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "no sockets from systemd-socket-activate"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let _server = activate(
+        &[&main, &second, &status],
+        "php-fpm@t.socket:t:status",
+        None,
+        &conf,
+    );
     // both pool sockets reach the workers (the first connection starts the pool)
     assert!(get(&main, &d.join("hello.php")).starts_with("hi from "));
     assert!(get(&second, &d.join("hello.php")).starts_with("hi from "));
@@ -252,27 +246,8 @@ fn several_passed_sockets_are_served_and_the_status_socket_by_the_master() {
         assert_eq!(t.join().expect("client"), "slow");
     }
     let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(!text.contains("not served"), "{text}");
-}
-
-/// A status page from the master's status socket (no script behind it).
-fn get_page(sock: &Path, path: &str) -> String {
-    let mut s = UnixStream::connect(sock).expect("connect to the status socket");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let mut out = Vec::new();
-    RequestBuilder::new(1, false)
-        .param("SCRIPT_NAME", path)
-        .param("REQUEST_METHOD", "GET")
-        .encode(&mut out);
-    s.write_all(&out).expect("send request");
-    let mut dec = ResponseDecoder::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        let n = s.read(&mut buf).expect("read response");
-        assert!(n > 0, "closed before END_REQUEST");
-        if let Some(r) = dec.push(&buf[..n]).expect("valid FastCGI") {
-            return String::from_utf8_lossy(r.split_headers().1).into_owned();
-        }
-    }
+    assert!(
+        text.contains("also serving") && text.contains("status and ping pages on"),
+        "{text}"
+    );
 }

@@ -19,6 +19,19 @@ pub fn extension_allowed(path: &[u8], allowed: &[String]) -> bool {
             .any(|ext| path.len() > ext.len() && path.ends_with(ext.as_bytes()))
 }
 
+/// The request's path as php-fpm's pages and access log name it: SCRIPT_NAME, else
+/// REQUEST_URI without its query string.
+pub fn request_path<'a>(script_name: Option<&'a [u8]>, request_uri: Option<&'a [u8]>) -> &'a [u8] {
+    match script_name.filter(|s| !s.is_empty()) {
+        Some(s) => s,
+        None => request_uri
+            .unwrap_or_default()
+            .split(|&c| c == b'?')
+            .next()
+            .unwrap_or_default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -34,5 +47,12 @@ mod tests {
             "the extension alone is not a script"
         );
         assert!(extension_allowed(b"/srv/secret.txt", &[]));
+    }
+
+    #[test]
+    fn the_request_path_prefers_the_script_name() {
+        assert_eq!(request_path(Some(b"/a.php"), Some(b"/b?x=1")), b"/a.php");
+        assert_eq!(request_path(Some(b""), Some(b"/b?x=1")), b"/b");
+        assert_eq!(request_path(None, None), b"");
     }
 }

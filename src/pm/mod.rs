@@ -507,7 +507,7 @@ impl Master {
         };
         let listeners: Vec<_> = std::iter::once(&pool.listener)
             .chain(&pool.extra)
-            .map(|l| l.fd.as_raw_fd())
+            .map(|l| l.fd.as_fd())
             .collect();
         let settings = pool.settings(max_requests);
         worker::serve(&mut engine, &listeners, &settings, &report);

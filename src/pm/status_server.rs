@@ -166,15 +166,7 @@ fn answer(c: &mut Conn, pool: &str, pages: &Pages, board: &Scoreboard) {
             return;
         };
         let get = |k: &[u8]| params.get(k).unwrap_or_default();
-        let uri = get(b"SCRIPT_NAME");
-        let uri = if uri.is_empty() {
-            get(b"REQUEST_URI")
-                .split(|&b| b == b'?')
-                .next()
-                .unwrap_or_default()
-        } else {
-            uri
-        };
+        let uri = crate::cgi::request_path(params.get(b"SCRIPT_NAME"), params.get(b"REQUEST_URI"));
         let req = status::Request {
             uri,
             query: get(b"QUERY_STRING"),

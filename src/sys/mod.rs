@@ -234,10 +234,3 @@ pub fn adopt_fd(fd: RawFd) -> nix::Result<OwnedFd> {
     // each number appears once in the handoff and is adopted once.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
-
-/// Borrows a listening descriptor the pool owns for as long as the worker runs.
-pub fn borrow_fd<'a>(fd: RawFd) -> std::os::fd::BorrowedFd<'a> {
-    // SAFETY: only called with the pool's listening sockets, which the worker keeps
-    // open for its whole life (they are never closed before it exits).
-    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
-}

@@ -6,7 +6,9 @@
 pub mod inflight;
 pub mod stream;
 
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
@@ -183,16 +185,12 @@ impl Reporting<'_> {
         if self.notices.is_none() {
             return;
         }
-        report_wait(self.slot);
-    }
-}
-
-fn report_wait(slot: &Slot) {
-    for _ in 0..500 {
-        if slot.quit_requested() {
-            return;
+        for _ in 0..500 {
+            if self.slot.quit_requested() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
@@ -211,7 +209,7 @@ fn cpu_us() -> u64 {
 /// Serves requests on `listener` until told to stop or `max_requests` is reached.
 pub fn serve(
     engine: &mut Engine,
-    listeners: &[RawFd],
+    listeners: &[BorrowedFd<'_>],
     settings: &WorkerSettings,
     report: &Reporting<'_>,
 ) {
@@ -226,9 +224,13 @@ pub fn serve(
     let mut served = 0u64;
     let mut env = Env::new();
     let mut cpu_mark = cpu_us();
+    let mut polled: Vec<PollFd<'_>> = listeners
+        .iter()
+        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+        .collect();
     while !should_stop(report.slot) {
         report.slot.set_state(WorkerState::Idle);
-        let fd = match accept_any(listeners) {
+        let fd = match accept_any(&mut polled) {
             Ok(fd) => fd,
             Err(Errno::EINTR) | Err(Errno::ECONNABORTED) | Err(Errno::EAGAIN) => continue,
             Err(e) => {
@@ -270,30 +272,22 @@ pub fn serve(
 
 /// Accepts on the pool's socket: a blocking accept(2) when there is one (the common
 /// case, one syscall), else poll(2) over all of them (they are non-blocking then, so
-/// a worker that loses the race to another one polls again).
-fn accept_any(listeners: &[RawFd]) -> nix::Result<OwnedFd> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use std::os::fd::BorrowedFd;
-    match listeners {
-        [one] => sys::accept(*one),
-        many => {
-            let fds: Vec<BorrowedFd<'_>> = many.iter().map(|&fd| sys::borrow_fd(fd)).collect();
-            let mut pfds: Vec<PollFd<'_>> = fds
-                .iter()
-                .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
-                .collect();
-            poll(&mut pfds, PollTimeout::NONE)?;
-            for (i, p) in pfds.iter().enumerate() {
-                if p.revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
-                    match sys::accept(many[i]) {
-                        Err(Errno::EAGAIN) => continue,
-                        other => return other,
-                    }
-                }
+/// a worker that loses the race to another one polls again). `polled` is the poll
+/// set, built once per worker.
+fn accept_any(polled: &mut [PollFd<'_>]) -> nix::Result<OwnedFd> {
+    if let [one] = polled {
+        return sys::accept(one.as_fd().as_raw_fd());
+    }
+    poll(polled, PollTimeout::NONE)?;
+    for p in polled.iter() {
+        if p.revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
+            match sys::accept(p.as_fd().as_raw_fd()) {
+                Err(Errno::EAGAIN) => continue,
+                other => return other,
             }
-            Err(Errno::EAGAIN)
         }
     }
+    Err(Errno::EAGAIN)
 }
 
 /// SIGQUIT, or the master's quit flag (set instead of a signal for a busy worker,
@@ -377,8 +371,9 @@ fn serve_connection(
                         start_us,
                         end_us: wall_us(),
                     };
-                    let uri = request_uri(ctx.env);
-                    log_access(log, &ctx.settings.pool, ctx.env, &uri, &done, conn_fd);
+                    let uri =
+                        cgi::request_path(ctx.env.get(b"SCRIPT_NAME"), ctx.env.get(b"REQUEST_URI"));
+                    log_access(log, &ctx.settings.pool, ctx.env, uri, &done, conn_fd);
                 }
                 if let Some(e) = exchange.error.take() {
                     return Err(e);
@@ -414,12 +409,8 @@ fn serve_connection(
 fn run_request(ctx: &mut RunContext<'_>, io: &mut Exchange<'_>) -> (u64, u16) {
     let env = &mut *ctx.env;
     let resolved = cgi::resolve(env, ctx.paths);
-    let uri = resolved
-        .request_uri
-        .as_deref()
-        .or_else(|| env.get(b"REQUEST_URI"))
-        .unwrap_or_default();
-    let uri = uri.split(|&c| c == b'?').next().unwrap_or_default();
+    // PHP's request_uri: the script name after the fix-up rules
+    let uri = cgi::request_path(resolved.request_uri.as_deref(), env.get(b"REQUEST_URI"));
     if answer_page(ctx.settings, ctx.report, env, io, uri) {
         return (0, 200);
     }
@@ -531,17 +522,4 @@ fn answer_page(
     let response = status::respond(kind, &page, pages, &settings.pool, report.board);
     io.write(&response);
     true
-}
-
-/// PHP's request_uri for the access log and pages: SCRIPT_NAME after the CGI fix-up
-/// rules, else REQUEST_URI without its query.
-fn request_uri(env: &Env) -> Vec<u8> {
-    let uri = env
-        .get(b"SCRIPT_NAME")
-        .or_else(|| env.get(b"REQUEST_URI"))
-        .unwrap_or_default();
-    uri.split(|&c| c == b'?')
-        .next()
-        .unwrap_or_default()
-        .to_vec()
 }
