@@ -162,10 +162,14 @@ fn the_status_listen_socket_answers_while_every_worker_is_busy() {
         let (sock, script) = (server.sock.clone(), server.script("sleep.php"));
         std::thread::spawn(move || support::request(&sock, &script, "ms=2000"))
     };
-    wait_for(Duration::from_secs(5), "the worker to be busy", || {
-        let (_, body) = page_on(&status_sock, "/status", "");
-        field(&body, "active processes") == "1"
-    });
+    wait_for(
+        Duration::from_secs(5),
+        "the worker to run the script",
+        || {
+            let (_, body) = page_on(&status_sock, "/status", "full");
+            body.contains("state:                Running")
+        },
+    );
     let t0 = std::time::Instant::now();
     let (headers, body) = page_on(&status_sock, "/status", "full");
     let took = t0.elapsed();
