@@ -1,7 +1,6 @@
 //! The variables of one request: an ordered name → value list in one arena, each
 //! string NUL-terminated so PHP can borrow it without a copy.
 
-use std::ffi::CStr;
 use std::ops::Range;
 
 /// Ordered request variables. Setting an existing name replaces its value in place
@@ -9,7 +8,22 @@ use std::ops::Range;
 #[derive(Debug, Default, Clone)]
 pub struct Env {
     arena: Vec<u8>,
-    entries: Vec<(Range<usize>, Range<usize>)>,
+    entries: Vec<Entry>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    /// [`key`] of the name: a request looks up ~30 names among ~25 entries, and
+    /// comparing one word per entry first is cheaper than comparing names.
+    key: u32,
+    name: Range<usize>,
+    value: Range<usize>,
+}
+
+/// A cheap fingerprint of a name: its length and its first and last bytes.
+fn key(name: &[u8]) -> u32 {
+    let edge = |b: Option<&u8>| u32::from(b.copied().unwrap_or(0));
+    (name.len() as u32) << 16 | edge(name.first()) << 8 | edge(name.last())
 }
 
 impl Env {
@@ -36,26 +50,35 @@ impl Env {
     }
 
     fn position(&self, name: &[u8]) -> Option<usize> {
+        let k = key(name);
         self.entries
             .iter()
-            .rposition(|(n, _)| &self.arena[n.clone()] == name)
+            .rposition(|e| e.key == k && self.arena.get(e.name.clone()) == Some(name))
     }
 
     /// Appends a param as received (duplicates are kept; the last one wins on lookup).
     pub fn append(&mut self, name: &[u8], value: &[u8]) {
         let n = self.push(name);
         let v = self.push(value);
-        self.entries.push((n, v));
+        self.entries.push(Entry {
+            key: key(name),
+            name: n,
+            value: v,
+        });
     }
 
     /// Sets `name`, replacing the value in place if it exists.
     pub fn set(&mut self, name: &[u8], value: &[u8]) {
         let v = self.push(value);
         match self.position(name) {
-            Some(i) => self.entries[i].1 = v,
+            Some(i) => self.entries[i].value = v,
             None => {
                 let n = self.push(name);
-                self.entries.push((n, v));
+                self.entries.push(Entry {
+                    key: key(name),
+                    name: n,
+                    value: v,
+                });
             }
         }
     }
@@ -63,39 +86,38 @@ impl Env {
     /// Removes every entry of `name`.
     pub fn unset(&mut self, name: &[u8]) {
         let arena = &self.arena;
-        self.entries.retain(|(n, _)| &arena[n.clone()] != name);
+        self.entries.retain(|e| &arena[e.name.clone()] != name);
     }
 
     /// The value of `name` (the last one when repeated).
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
         self.position(name)
-            .map(|i| &self.arena[self.entries[i].1.clone()])
+            .map(|i| &self.arena[self.entries[i].value.clone()])
     }
 
-    /// The value of `name` as a C string (cut at an embedded NUL, as C would).
-    pub fn get_cstr(&self, name: &[u8]) -> Option<&CStr> {
+    /// The value of `name` followed by its NUL terminator, for C to borrow.
+    pub fn get_with_nul(&self, name: &[u8]) -> Option<&[u8]> {
         self.position(name)
-            .map(|i| self.cstr(self.entries[i].1.start))
+            .map(|i| self.with_nul(&self.entries[i].value))
     }
 
-    fn cstr(&self, start: usize) -> &CStr {
-        // Every stored string is followed by a NUL, so this cannot fail; the fallback
-        // keeps the function total anyway.
-        CStr::from_bytes_until_nul(&self.arena[start..]).unwrap_or_default()
+    fn with_nul(&self, r: &Range<usize>) -> &[u8] {
+        // every stored string is followed by its NUL (see `push`)
+        &self.arena[r.start..r.end + 1]
     }
 
-    /// All variables in order, as C strings.
-    pub fn iter_cstr(&self) -> impl Iterator<Item = (&CStr, &CStr)> {
+    /// All variables in order, each string followed by its NUL terminator.
+    pub fn iter_with_nul(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.entries
             .iter()
-            .map(|(n, v)| (self.cstr(n.start), self.cstr(v.start)))
+            .map(|e| (self.with_nul(&e.name), self.with_nul(&e.value)))
     }
 
     /// All variables in order, as bytes.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         self.entries
             .iter()
-            .map(|(n, v)| (&self.arena[n.clone()], &self.arena[v.clone()]))
+            .map(|e| (&self.arena[e.name.clone()], &self.arena[e.value.clone()]))
     }
 
     /// Number of variables.
@@ -131,14 +153,20 @@ mod tests {
         );
         env.unset(b"B");
         assert_eq!(env.get(b"B"), None);
-        assert_eq!(env.get_cstr(b"C").map(CStr::to_bytes), Some(&b"4"[..]));
+        assert_eq!(env.get_with_nul(b"C"), Some(&b"4\0"[..]));
     }
 
     #[test]
-    fn embedded_nul_cuts_the_c_string_only() {
+    fn every_string_keeps_its_terminator() {
         let mut env = Env::new();
         env.append(b"X", b"a\0b");
+        env.append(b"EMPTY", b"");
         assert_eq!(env.get(b"X"), Some(&b"a\0b"[..]));
-        assert_eq!(env.get_cstr(b"X").map(CStr::to_bytes), Some(&b"a"[..]));
+        assert_eq!(env.get_with_nul(b"X"), Some(&b"a\0b\0"[..]));
+        let all: Vec<_> = env.iter_with_nul().collect();
+        assert_eq!(
+            all,
+            vec![(&b"X\0"[..], &b"a\0b\0"[..]), (&b"EMPTY\0"[..], &b"\0"[..])]
+        );
     }
 }

@@ -8,7 +8,7 @@ mod env;
 mod pathinfo;
 
 pub use env::Env;
-pub use pathinfo::{resolve, PathSettings, Resolved};
+pub use pathinfo::{exists_on_disk, resolve, PathSettings, Resolved};
 
 /// Whether `path` ends with one of the allowed extensions (`security.limit_extensions`).
 /// An empty list allows everything, as php-fpm does.

@@ -35,7 +35,9 @@ fn is_regular_file(p: &[u8]) -> bool {
     std::fs::metadata(Path::new(OsStr::from_bytes(p))).is_ok_and(|m| m.is_file())
 }
 
-fn exists_resolved(p: &[u8]) -> bool {
+/// Whether `p` exists with every symlink resolved, straight from the filesystem. The
+/// worker passes PHP's realpath cache instead (see [`resolve`]).
+pub fn exists_on_disk(p: &[u8]) -> bool {
     std::fs::canonicalize(Path::new(OsStr::from_bytes(p))).is_ok()
 }
 
@@ -90,7 +92,9 @@ fn find(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// Applies php-fpm's fix-up to `env` (adding ORIG_* copies where values change).
-pub fn resolve(env: &mut Env, s: &PathSettings) -> Resolved {
+/// `exists` says whether a path exists once resolved (php-fpm asks PHP's realpath
+/// cache, which answers a known script without a system call).
+pub fn resolve(env: &mut Env, s: &PathSettings, exists: &dyn Fn(&[u8]) -> bool) -> Resolved {
     let mut env_script_filename = env.get(b"SCRIPT_FILENAME").map(<[u8]>::to_vec);
     let env_path_translated = env.get(b"PATH_TRANSLATED").map(<[u8]>::to_vec);
     let mut out = Resolved::default();
@@ -175,7 +179,7 @@ pub fn resolve(env: &mut Env, s: &PathSettings) -> Resolved {
         return out;
     };
 
-    if spt.ends_with(b"/") || !exists_resolved(&spt) {
+    if spt.ends_with(b"/") || !exists(&spt) {
         // /info.php/test: walk back through the slashes to find the script.
         let len = spt.len();
         let mut pt = spt.clone();
@@ -360,7 +364,7 @@ mod tests {
         env.append(b"SCRIPT_NAME", b"/info.php");
         env.append(b"PATH_INFO", b"/test");
         env.append(b"DOCUMENT_ROOT", &root);
-        let r = resolve(&mut env, &settings());
+        let r = resolve(&mut env, &settings(), &exists_on_disk);
         assert_eq!(r.script_filename.as_deref(), Some(&script[..]));
         assert_eq!(r.request_uri.as_deref(), Some(&b"/info.php"[..]));
         assert_eq!(
@@ -381,7 +385,7 @@ mod tests {
         env.append(b"SCRIPT_NAME", b"/info.php/foo/bar");
         env.append(b"PATH_INFO", b"/info.php/foo/bar");
         env.append(b"DOCUMENT_ROOT", &root);
-        let r = resolve(&mut env, &settings());
+        let r = resolve(&mut env, &settings(), &exists_on_disk);
         let mut script = root.clone();
         script.extend_from_slice(b"/info.php");
         assert_eq!(r.script_filename.as_deref(), Some(&script[..]));
@@ -400,7 +404,7 @@ mod tests {
         let missing = format!("{}/nope.php", dir.path().display());
         env.append(b"SCRIPT_FILENAME", missing.as_bytes());
         env.append(b"SCRIPT_NAME", b"/nope.php");
-        let r = resolve(&mut env, &settings());
+        let r = resolve(&mut env, &settings(), &exists_on_disk);
         assert_eq!(r.script_filename, None);
         assert_eq!(env.get(b"SCRIPT_FILENAME"), None);
         assert_eq!(env.get(b"ORIG_SCRIPT_FILENAME"), Some(missing.as_bytes()));
@@ -415,7 +419,7 @@ mod tests {
             dir.path().display()
         );
         env.append(b"SCRIPT_FILENAME", f.as_bytes());
-        let r = resolve(&mut env, &settings());
+        let r = resolve(&mut env, &settings(), &exists_on_disk);
         let want = format!("{}/info.php", dir.path().display());
         assert_eq!(r.script_filename.as_deref(), Some(want.as_bytes()));
     }
@@ -431,7 +435,7 @@ mod tests {
         env.append(b"SCRIPT_FILENAME", b"/x/y.php");
         env.append(b"SCRIPT_NAME", b"/y.php");
         env.append(b"PATH_INFO", b"/pi");
-        let r = resolve(&mut env, &PathSettings::default());
+        let r = resolve(&mut env, &PathSettings::default(), &exists_on_disk);
         assert_eq!(r.request_uri.as_deref(), Some(&b"/pi"[..]));
         assert_eq!(r.script_filename.as_deref(), Some(&b"/x/y.php"[..]));
     }

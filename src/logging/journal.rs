@@ -20,7 +20,6 @@
 //! keeps as fields of its own.
 #![forbid(unsafe_code)]
 
-use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -172,11 +171,11 @@ pub struct RequestScope(bool);
 
 impl RequestScope {
     /// Enters a request (does nothing unless the journal is the sink).
-    pub fn enter(script: Option<&CStr>, method: Option<&CStr>, uri: Option<&CStr>) -> Self {
+    pub fn enter(script: Option<&[u8]>, method: Option<&[u8]>, uri: Option<&[u8]>) -> Self {
         if !direct() {
             return RequestScope(false);
         }
-        let s = |c: Option<&CStr>| c.map(|c| c.to_string_lossy().into_owned());
+        let s = |c: Option<&[u8]>| c.map(|c| String::from_utf8_lossy(c).into_owned());
         if let Ok(mut r) = REQUEST.lock() {
             *r = Some(RequestFields {
                 script: s(script),

@@ -62,6 +62,7 @@ extern "C" {
     pub fn fpmrs_startup(opts: *const StartupOpts) -> c_int;
     pub fn fpmrs_shutdown();
     pub fn fpmrs_child_init();
+    pub fn fpmrs_realpath_exists(path: *const c_char) -> c_int;
     pub fn fpmrs_ini_apply_master(name: *const c_char, value: *const c_char, admin: c_int)
         -> c_int;
     pub fn fpmrs_ini_bool(name: *const c_char) -> c_int;

@@ -45,29 +45,51 @@ pub struct EngineOptions {
     pub defines: Vec<(String, String)>,
 }
 
-/// One request to run, all strings already fixed up by the CGI layer.
+/// A byte string stored with its NUL terminator, so C borrows it in place without a
+/// copy or a scan. C reads it up to its first NUL, as php-fpm's FastCGI layer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NulTerminated<'a>(&'a [u8]);
+
+impl<'a> NulTerminated<'a> {
+    /// `with_nul` must end with its NUL terminator; `None` otherwise.
+    pub fn new(with_nul: &'a [u8]) -> Option<Self> {
+        (with_nul.last() == Some(&0)).then_some(NulTerminated(with_nul))
+    }
+
+    /// The bytes before the terminator (an embedded NUL included).
+    pub fn bytes(&self) -> &'a [u8] {
+        &self.0[..self.0.len() - 1]
+    }
+
+    fn as_ptr(&self) -> *const c_char {
+        self.0.as_ptr().cast()
+    }
+}
+
+/// One request to run, all strings already fixed up by the CGI layer. The `$_SERVER`
+/// variables go to [`Engine::run`] beside it.
 #[derive(Default)]
 pub struct Script<'a> {
-    /// `$_SERVER` variables, in order (later entries win on lookup).
-    pub vars: Vec<(&'a CStr, &'a CStr)>,
     /// REQUEST_METHOD; without it nothing runs (not an HTTP request).
-    pub request_method: Option<&'a CStr>,
+    pub request_method: Option<NulTerminated<'a>>,
     /// QUERY_STRING.
-    pub query_string: Option<&'a CStr>,
+    pub query_string: Option<NulTerminated<'a>>,
     /// The fixed-up SCRIPT_NAME, base of PHP_SELF.
-    pub request_uri: Option<&'a CStr>,
+    pub request_uri: Option<NulTerminated<'a>>,
+    /// REQUEST_URI as the web server sent it, for the fields of PHP's log messages.
+    pub http_request_uri: Option<NulTerminated<'a>>,
     /// The file to run; `None` answers 404 "File not found.".
-    pub script_filename: Option<&'a CStr>,
+    pub script_filename: Option<NulTerminated<'a>>,
     /// CONTENT_TYPE.
-    pub content_type: Option<&'a CStr>,
+    pub content_type: Option<NulTerminated<'a>>,
     /// HTTP_COOKIE.
-    pub cookie: Option<&'a CStr>,
+    pub cookie: Option<NulTerminated<'a>>,
     /// HTTP_AUTHORIZATION.
-    pub authorization: Option<&'a CStr>,
+    pub authorization: Option<NulTerminated<'a>>,
     /// PHP_VALUE param: ini lines for this request only.
-    pub php_value: Option<&'a CStr>,
+    pub php_value: Option<NulTerminated<'a>>,
     /// PHP_ADMIN_VALUE param.
-    pub php_admin_value: Option<&'a CStr>,
+    pub php_admin_value: Option<NulTerminated<'a>>,
     /// CONTENT_LENGTH.
     pub content_length: u64,
     /// cgi.fix_pathinfo was on when the path was resolved.
@@ -131,8 +153,8 @@ fn cstring(what: &str, s: &str) -> Result<CString, EngineError> {
     })
 }
 
-fn opt_ptr(s: Option<&CStr>) -> *const c_char {
-    s.map_or(std::ptr::null(), CStr::as_ptr)
+fn opt_ptr(s: Option<NulTerminated<'_>>) -> *const c_char {
+    s.map_or(std::ptr::null(), |s| s.as_ptr())
 }
 
 impl Engine {
@@ -227,34 +249,40 @@ impl Engine {
         unsafe { ffi::fpmrs_ini_bool(n.as_ptr()) != 0 }
     }
 
-    /// Runs one request to completion. Output and body go through `io`.
+    /// Whether `path` exists, resolved through PHP's realpath cache (`realpath_cache_size`,
+    /// `realpath_cache_ttl`), as php-fpm checks SCRIPT_FILENAME.
+    pub fn realpath_exists(&self, path: &[u8]) -> bool {
+        let Ok(p) = CString::new(path) else {
+            return false;
+        };
+        // SAFETY: `p` is a valid C string; the engine is started and runs no request.
+        unsafe { ffi::fpmrs_realpath_exists(p.as_ptr()) != 0 }
+    }
+
+    /// Runs one request to completion with `vars` as its `$_SERVER` variables (in
+    /// order; later ones win on lookup). Output and body go through `io`.
     ///
     /// # Errors
     /// When PHP cannot start the request at all.
-    pub fn run(
+    pub fn run<'v>(
         &mut self,
         script: &Script<'_>,
+        vars: impl Iterator<Item = (NulTerminated<'v>, NulTerminated<'v>)>,
         io: &mut dyn RequestIo,
     ) -> Result<Outcome, EngineError> {
         self.vars.clear();
-        self.vars.extend(script.vars.iter().map(|(n, v)| ffi::Var {
+        self.vars.extend(vars.map(|(n, v)| ffi::Var {
             name: n.as_ptr(),
-            name_len: n.to_bytes().len(),
+            name_len: n.bytes().len(),
             value: v.as_ptr(),
-            value_len: v.to_bytes().len(),
+            value_len: v.bytes().len(),
         }));
         // PHP messages sent to the journal name their request (only looked up then)
         let _log_scope = crate::logging::journal::direct().then(|| {
-            let uri = script
-                .vars
-                .iter()
-                .rev()
-                .find(|(n, _)| n.to_bytes() == b"REQUEST_URI")
-                .map(|(_, v)| *v);
             crate::logging::journal::RequestScope::enter(
-                script.script_filename,
-                script.request_method,
-                uri,
+                script.script_filename.map(|s| s.bytes()),
+                script.request_method.map(|s| s.bytes()),
+                script.http_request_uri.map(|s| s.bytes()),
             )
         });
         let mut io_ref: &mut dyn RequestIo = io;

@@ -17,6 +17,8 @@
 #include "zend_exceptions.h"
 #include "zend_extensions.h"
 #include "zend_ini_scanner.h"
+#include "zend_virtual_cwd.h"
+#include "zend_signal.h"
 #include "main/php_output.h"
 #include "ext/json/php_json.h"
 
@@ -241,8 +243,10 @@ static void register_request_vars(zval *array_ptr, bool filter)
 	for (size_t i = 0; current && i < current->vars_len; i++) {
 		const fpmrs_var *v = &current->vars[i];
 		char *val = (char *)v->value;
-		size_t new_len = v->value_len;
-		if (!filter || sapi_module.input_filter(arg, v->name, &val, v->value_len, &new_len)) {
+		/* as php-fpm, a value ends at its first NUL */
+		size_t len = strnlen(v->value, v->value_len);
+		size_t new_len = len;
+		if (!filter || sapi_module.input_filter(arg, v->name, &val, len, &new_len)) {
 			php_register_variable_safe((char *)v->name, val, new_len, array_ptr);
 		}
 	}
@@ -510,6 +514,14 @@ void fpmrs_child_init(void)
 	zend_signal_startup();
 }
 
+int fpmrs_realpath_exists(const char *path)
+{
+	char resolved[MAXPATHLEN];
+	/* PHP's realpath cache (realpath_cache_size/_ttl), as php-fpm resolves
+	 * SCRIPT_FILENAME: a cached path costs no system call. */
+	return tsrm_realpath(path, resolved) != NULL;
+}
+
 static bool is_locked(const char *name)
 {
 	for (size_t i = 0; i < locked_len; i++) {
@@ -667,6 +679,12 @@ int fpmrs_execute(const fpmrs_request *req, fpmrs_result *out)
 		SG(server_context) = NULL;
 		return -1;
 	}
+#ifdef ZEND_SIGNALS
+	/* The first request installed PHP's deferring handlers, and its deactivation leaves
+	 * them in place: asking the kernel again on every request (7 sigaction calls) finds
+	 * them there and changes nothing. */
+	SIGG(reset) = 0;
+#endif
 	/* Inside the request, like ini_set(): the request's shutdown restores them. */
 	zend_try {
 		apply_request_ini(req->php_value, false);

@@ -34,7 +34,9 @@ typedef struct fpmrs_startup_opts {
 	fpmrs_callbacks callbacks;
 } fpmrs_startup_opts;
 
-/* One request variable (a FastCGI param after path fix-up). Both strings are NUL-terminated. */
+/* One request variable (a FastCGI param after path fix-up). Both strings are
+ * NUL-terminated; a length counts the bytes before the terminator, so a string with an
+ * embedded NUL is longer than strlen() says. */
 typedef struct fpmrs_var {
 	const char *name;
 	size_t name_len;
@@ -72,6 +74,8 @@ typedef struct fpmrs_result {
 int fpmrs_startup(const fpmrs_startup_opts *opts);
 void fpmrs_shutdown(void);
 void fpmrs_child_init(void);
+/* Whether path exists, resolved through PHP's realpath cache. */
+int fpmrs_realpath_exists(const char *path);
 int fpmrs_ini_apply_master(const char *name, const char *value, int admin);
 int fpmrs_ini_bool(const char *name);
 int fpmrs_execute(const fpmrs_request *req, fpmrs_result *out);

@@ -17,7 +17,7 @@ use crate::access;
 use crate::cgi::{self, Env, PathSettings};
 use crate::fastcgi::{Connection, Limits};
 use crate::logging::{self, Level};
-use crate::php::{Engine, RequestIo, Script};
+use crate::php::{Engine, NulTerminated, RequestIo, Script};
 use crate::scoreboard::{self, Header, RequestInfo, Scoreboard, Slot, WorkerState};
 use crate::status;
 use crate::sys;
@@ -408,7 +408,8 @@ fn serve_connection(
 /// Runs one request; returns its peak memory and HTTP status.
 fn run_request(ctx: &mut RunContext<'_>, io: &mut Exchange<'_>) -> (u64, u16) {
     let env = &mut *ctx.env;
-    let resolved = cgi::resolve(env, ctx.paths);
+    let engine = &*ctx.engine;
+    let resolved = cgi::resolve(env, ctx.paths, &|p| engine.realpath_exists(p));
     // PHP's request_uri: the script name after the fix-up rules
     let uri = cgi::request_path(resolved.request_uri.as_deref(), env.get(b"REQUEST_URI"));
     if answer_page(ctx.settings, ctx.report, env, io, uri) {
@@ -440,37 +441,44 @@ fn run_request(ctx: &mut RunContext<'_>, io: &mut Exchange<'_>) -> (u64, u16) {
         );
         io.stderr_message(b"", msg.as_bytes());
     }
-    let script_c = resolved
-        .script_filename
-        .as_deref()
-        .and_then(|f| std::ffi::CString::new(f).ok());
-    let uri_c = resolved
-        .request_uri
-        .as_deref()
-        .and_then(|f| std::ffi::CString::new(f).ok());
+    // C borrows these two in place; one holding a NUL byte is not a path PHP may open
+    let with_nul = |s: &Option<Vec<u8>>| {
+        s.as_deref().filter(|s| !s.contains(&0)).map(|s| {
+            let mut v = Vec::with_capacity(s.len() + 1);
+            v.extend_from_slice(s);
+            v.push(0);
+            v
+        })
+    };
+    let script_c = with_nul(&resolved.script_filename);
+    let uri_c = with_nul(&resolved.request_uri);
     let env = &*env;
     let content_length = env
         .get(b"CONTENT_LENGTH")
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(0);
+    let c = |name: &[u8]| env.get_with_nul(name).and_then(NulTerminated::new);
     let script = Script {
-        vars: env.iter_cstr().collect(),
-        request_method: env.get_cstr(b"REQUEST_METHOD"),
-        query_string: env.get_cstr(b"QUERY_STRING"),
-        request_uri: uri_c.as_deref(),
-        script_filename: script_c.as_deref(),
-        content_type: env.get_cstr(b"CONTENT_TYPE"),
-        cookie: env.get_cstr(b"HTTP_COOKIE"),
-        authorization: env.get_cstr(b"HTTP_AUTHORIZATION"),
-        php_value: env.get_cstr(b"PHP_VALUE"),
-        php_admin_value: env.get_cstr(b"PHP_ADMIN_VALUE"),
+        request_method: c(b"REQUEST_METHOD"),
+        query_string: c(b"QUERY_STRING"),
+        request_uri: uri_c.as_deref().and_then(NulTerminated::new),
+        http_request_uri: c(b"REQUEST_URI"),
+        script_filename: script_c.as_deref().and_then(NulTerminated::new),
+        content_type: c(b"CONTENT_TYPE"),
+        cookie: c(b"HTTP_COOKIE"),
+        authorization: c(b"HTTP_AUTHORIZATION"),
+        php_value: c(b"PHP_VALUE"),
+        php_admin_value: c(b"PHP_ADMIN_VALUE"),
         content_length,
         fix_pathinfo: ctx.paths.fix_pathinfo,
         access_denied: denied,
     };
+    let vars = env
+        .iter_with_nul()
+        .filter_map(|(n, v)| Some((NulTerminated::new(n)?, NulTerminated::new(v)?)));
     ctx.report.slot.set_state(WorkerState::Running);
-    match ctx.engine.run(&script, io) {
+    match ctx.engine.run(&script, vars, io) {
         Ok(outcome) => {
             if script.script_filename.is_none() && script.request_method.is_some() {
                 logging::log(Level::Debug, "Primary script unknown");
@@ -479,7 +487,7 @@ fn run_request(ctx: &mut RunContext<'_>, io: &mut Exchange<'_>) -> (u64, u16) {
             if let (Some(errno), Some(f)) = (outcome.open_failed_errno, script.script_filename) {
                 let msg = format!(
                     "Unable to open primary script: {} ({})",
-                    f.to_string_lossy(),
+                    String::from_utf8_lossy(f.bytes()),
                     Errno::from_raw(errno).desc()
                 );
                 logging::log(Level::Error, &format!("[pool {}] {msg}", ctx.settings.pool));

@@ -1,0 +1,140 @@
+//! System calls per request, counted with strace on a worker serving kept connections:
+//! one read for a small request, one write for a small response, and none for what PHP
+//! can answer from memory (the script's path from its realpath cache, signal handlers
+//! it already installed). A count, not a timing: it is the same on every machine.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use php_fpm_rs::fastcgi::client::{RequestBuilder, Response, ResponseDecoder};
+use support::{start, wait_for};
+
+const REQUESTS: usize = 100;
+
+/// Sends one request on a kept connection and reads its response.
+fn kept_request(s: &mut UnixStream, script: &str, dir: &str) -> Response {
+    let mut out = Vec::new();
+    RequestBuilder::new(1, true)
+        .param("SCRIPT_FILENAME", script)
+        .param("SCRIPT_NAME", "/count.php")
+        .param("REQUEST_URI", "/count.php")
+        .param("DOCUMENT_ROOT", dir)
+        .param("QUERY_STRING", "")
+        .param("REQUEST_METHOD", "GET")
+        .param("SERVER_SOFTWARE", "nginx/1.22.1")
+        .param("HTTP_HOST", "localhost")
+        .encode(&mut out);
+    s.write_all(&out).expect("send");
+    let mut dec = ResponseDecoder::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).expect("read");
+        assert!(n > 0, "connection closed before END_REQUEST");
+        if let Some(r) = dec.push(&buf[..n]).expect("a valid response") {
+            return r;
+        }
+    }
+}
+
+/// Counts the system calls in an `strace -o` file by name.
+fn count(trace: &str) -> BTreeMap<String, usize> {
+    let mut by_name = BTreeMap::new();
+    for line in trace.lines() {
+        // "read(13, ..." or "<... read resumed>..." (a call strace found in progress)
+        let name = if let Some(rest) = line.strip_prefix("<... ") {
+            rest.split_whitespace().next().unwrap_or_default()
+        } else {
+            line.split('(').next().unwrap_or_default()
+        };
+        if !name.is_empty() && name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
+            *by_name.entry(name.to_string()).or_insert(0) += 1;
+        }
+    }
+    by_name
+}
+
+#[test]
+fn a_kept_connection_hello_costs_one_read_one_write_and_no_redundant_calls() {
+    let server = start("pm = static\npm.max_children = 1");
+    let dir = server.dir.path().to_string_lossy().into_owned();
+    // opcache skips a file changed in the last opcache.file_update_protection (2 s)
+    let path = server.script("count.php");
+    std::fs::write(&path, "<?php echo 'counted';").expect("script");
+    let hour_ago = nix::sys::time::TimeVal::new(
+        nix::time::clock_gettime(nix::time::ClockId::CLOCK_REALTIME)
+            .expect("clock")
+            .tv_sec()
+            - 3600,
+        0,
+    );
+    nix::sys::stat::utimes(&path, &hour_ago, &hour_ago).expect("utimes");
+    let script = path.to_string_lossy().into_owned();
+    let mut conn = UnixStream::connect(&server.sock).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    // warm: opcache, PHP's realpath cache and its signal handlers
+    for _ in 0..5 {
+        assert!(support::body_ok(&kept_request(&mut conn, &script, &dir)).1);
+    }
+    let workers = server.workers();
+    assert_eq!(workers.len(), 1, "one worker: {workers:?}");
+
+    let out = server.dir.path().join("strace.out");
+    let err = server.dir.path().join("strace.err");
+    let mut strace = Command::new("strace")
+        .arg("-p")
+        .arg(workers[0].to_string())
+        .arg("-o")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).expect("stderr file"))
+        .spawn()
+        .expect("strace (make test installs it)");
+    wait_for(Duration::from_secs(10), "strace to attach", || {
+        std::fs::read_to_string(&err).is_ok_and(|e| e.contains("attached"))
+    });
+    for _ in 0..REQUESTS {
+        let r = kept_request(&mut conn, &script, &dir);
+        assert!(support::body_ok(&r).1);
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(strace.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("stop strace");
+    strace.wait().expect("strace exits");
+    let trace = std::fs::read_to_string(&out).expect("trace");
+    let calls = count(&trace);
+    let total: usize = calls.values().sum();
+    let of = |name: &str| calls.get(name).copied().unwrap_or(0);
+    let per_request = total as f64 / REQUESTS as f64;
+    eprintln!("{per_request:.2} system calls per request: {calls:?}");
+
+    // the read in progress when strace attached, and the one waiting for the next
+    // request when it detached, may be counted too
+    assert!(
+        (REQUESTS..=REQUESTS + 2).contains(&of("read")),
+        "one read per request: {calls:?}"
+    );
+    assert_eq!(of("write"), REQUESTS, "one write per response: {calls:?}");
+    assert_eq!(
+        of("readlink"),
+        0,
+        "the script's path comes from PHP's realpath cache: {calls:?}"
+    );
+    assert!(
+        of("rt_sigaction") <= REQUESTS,
+        "PHP's handlers are not re-installed on every request (only its timeout's): {calls:?}"
+    );
+    // php-fpm8.2 makes 27 a request here; PHP itself needs 12 (its timers, opcache's
+    // lock, the chdir into the script's directory)
+    assert!(
+        per_request <= 14.0,
+        "{per_request:.2} system calls per request: {calls:?}"
+    );
+}
