@@ -169,6 +169,17 @@ pub fn daemonize() -> nix::Result<()> {
     Ok(())
 }
 
+/// Gives the heap's free pages back to the kernel (glibc's `malloc_trim`): after a large
+/// request the worker's freed buffers would otherwise stay resident for its whole life.
+pub fn release_free_heap() {
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it touches no
+    // memory owned by live allocations and is safe to call at any time in a
+    // single-threaded worker.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}
+
 /// Sets this process's nice value (`process.priority`).
 ///
 /// # Errors

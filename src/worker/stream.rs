@@ -15,6 +15,7 @@ use crate::fastcgi::{
 };
 use crate::php::RequestIo;
 use crate::scoreboard::Slot;
+use crate::sys;
 
 use super::inflight;
 use std::sync::atomic::Ordering;
@@ -28,6 +29,9 @@ const READ_BUF: usize = HEADER_LEN + MAX_CONTENT_LEN + 255 + FIRST_BUF;
 const FIRST_BUF: usize = 16 * 1024;
 /// Below this much free room the buffer grows to `READ_BUF` (a record may not fit).
 const GROW_AT: usize = 4096;
+/// The response buffer's first capacity, and the most a connection leaves it.
+const OUT_FIRST: usize = 16 * 1024;
+const OUT_KEPT: usize = 2 * OUT_FIRST;
 /// Raw output is framed into STDOUT records once this much has accumulated.
 const FRAME_AT: usize = 0xfff8;
 
@@ -93,7 +97,7 @@ impl Transport {
     pub fn new(fd: OwnedFd) -> Self {
         let (buf, out) = SPARE
             .take()
-            .unwrap_or_else(|| (vec![0; FIRST_BUF], Vec::with_capacity(16 * 1024)));
+            .unwrap_or_else(|| (vec![0; FIRST_BUF], Vec::with_capacity(OUT_FIRST)));
         Transport {
             fd,
             buf,
@@ -216,13 +220,25 @@ impl Transport {
 
 impl Drop for Transport {
     fn drop(&mut self) {
+        // Buffers a large body or response grew are not kept for the worker's life:
+        // a worker holds what a small request needs, as php-fpm's do, and the heap
+        // pages go back to the kernel (rare: only after such a connection).
+        let mut buf = std::mem::take(&mut self.buf);
         let mut out = std::mem::take(&mut self.out);
         out.clear();
-        if out.capacity() > 1 << 20 {
-            // a huge response's buffer is not kept for the worker's life
-            out = Vec::with_capacity(16 * 1024);
+        let mut shrunk = false;
+        if buf.len() > FIRST_BUF {
+            buf = vec![0; FIRST_BUF];
+            shrunk = true;
         }
-        SPARE.set(Some((std::mem::take(&mut self.buf), out)));
+        if out.capacity() > OUT_KEPT {
+            out = Vec::with_capacity(OUT_FIRST);
+            shrunk = true;
+        }
+        if shrunk {
+            sys::release_free_heap();
+        }
+        SPARE.set(Some((buf, out)));
     }
 }
 
