@@ -530,6 +530,36 @@ fn common_ini_settings_and_opcache_match() {
 }
 
 #[test]
+fn user_ini_files_apply_from_the_document_root_down_and_only_to_their_scripts() {
+    // one worker serves all three: the settings of one directory must not reach the next
+    let pairs = on_one_worker(&[
+        Req::get("/userini/sub/show.php"),
+        Req::get("/userini/show.php"),
+        Req::get("/highlight.php"),
+    ]);
+    let sub = pairs[0].1.text();
+    assert!(
+        sub.contains("precision=9\n"),
+        "the nearest file wins: {sub}"
+    );
+    assert!(
+        sub.contains("serialize_precision=12\n"),
+        "the parent's file applies too: {sub}"
+    );
+    let parent = pairs[1].1.text();
+    assert!(parent.contains("precision=7\n"), "{parent}");
+    assert!(
+        !parent.contains("opcache.memory_consumption=16\n"),
+        "PHP_INI_SYSTEM settings are not changeable in .user.ini: {parent}"
+    );
+    let outside = pairs[2].1.text();
+    assert!(
+        outside.contains("serialize_precision=-1\n") && !outside.contains("#00AA00"),
+        "{outside}"
+    );
+}
+
+#[test]
 fn ignore_user_abort_reports_like_php_fpm() {
     compare(&Req::get("/ignore.php"));
 }

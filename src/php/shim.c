@@ -318,6 +318,130 @@ static void sapi_fpmrs_log_message(const char *message, int syslog_type)
 	cb.log_message(current->ctx, message, strlen(message), syslog_type);
 }
 
+/* {{{ per-directory configuration: php.ini [PATH=] / [HOST=] sections and .user.ini files.
+ * The parsed .user.ini files of a directory are kept for user_ini.cache_ttl seconds,
+ * as php-fpm keeps them, so a request re-reads nothing within that time. */
+typedef struct {
+	time_t expires;
+	HashTable settings;
+} user_ini_entry;
+
+static HashTable user_ini_cache;
+static bool user_ini_cache_ready;
+
+static void user_ini_value_dtor(zval *v)
+{
+	if (Z_TYPE_P(v) == IS_STRING) {
+		zend_string_release_ex(Z_STR_P(v), 1);
+	} else if (Z_TYPE_P(v) == IS_ARRAY) {
+		zend_hash_destroy(Z_ARRVAL_P(v));
+		free(Z_ARR_P(v));
+	}
+}
+
+static void user_ini_entry_dtor(zval *el)
+{
+	user_ini_entry *e = Z_PTR_P(el);
+	zend_hash_destroy(&e->settings);
+	free(e);
+}
+
+/* Reads the .user.ini files that apply to `dir` (with its trailing slash): every directory
+ * from DOCUMENT_ROOT down to it when it lies inside the document root, else its own. */
+static void user_ini_scan(char *dir, size_t dir_len, const char *doc_root, size_t root_len, HashTable *into)
+{
+	char *resolved = NULL;
+	if (dir[0] != '/') {
+		resolved = tsrm_realpath(dir, NULL);
+		if (!resolved) {
+			return;
+		}
+		dir = resolved;
+		dir_len = strlen(dir);
+	}
+	if (dir_len > root_len && strncmp(dir, doc_root, root_len) == 0) {
+		for (char *p = dir + root_len; (p = strchr(p, '/')) != NULL; p++) {
+			*p = '\0';
+			php_parse_user_ini_file(dir, PG(user_ini_filename), into);
+			*p = '/';
+		}
+	} else if (!(dir_len <= root_len && strncmp(dir, doc_root, dir_len) == 0)) {
+		php_parse_user_ini_file(dir, PG(user_ini_filename), into);
+	}
+	if (resolved) {
+		efree(resolved);
+	}
+}
+
+static void user_ini_activate(char *dir, size_t dir_len, const char *doc_root)
+{
+	size_t root_len = strlen(doc_root);
+	if (root_len > 0 && doc_root[root_len - 1] == '/') {
+		root_len--;
+	}
+	if (!user_ini_cache_ready) {
+		zend_hash_init(&user_ini_cache, 8, NULL, user_ini_entry_dtor, 1);
+		user_ini_cache_ready = true;
+	}
+	user_ini_entry *e = zend_hash_str_find_ptr(&user_ini_cache, dir, dir_len);
+	if (!e) {
+		e = malloc(sizeof(*e));
+		if (!e) {
+			return;
+		}
+		e->expires = 0;
+		zend_hash_init(&e->settings, 0, NULL, user_ini_value_dtor, 1);
+		zend_hash_str_update_ptr(&user_ini_cache, dir, dir_len, e);
+	}
+	time_t now = (time_t)sapi_get_request_time();
+	if (now > e->expires) {
+		zend_hash_clean(&e->settings);
+		user_ini_scan(dir, dir_len, doc_root, root_len, &e->settings);
+		e->expires = now + PG(user_ini_cache_ttl);
+	}
+	php_ini_activate_config(&e->settings, PHP_INI_PERDIR, PHP_INI_STAGE_HTACCESS);
+}
+
+/* SAPI activate: applies the configuration of the script's host and directory. */
+static int sapi_fpmrs_activate(void)
+{
+	const char *script = SG(request_info).path_translated;
+	if (!current || !script) {
+		return SUCCESS;
+	}
+	if (php_ini_has_per_host_config()) {
+		const char *host = find_var("SERVER_NAME", sizeof("SERVER_NAME") - 1);
+		if (host) {
+			size_t len = strlen(host);
+			char *lower = estrndup(host, len);
+			zend_str_tolower(lower, len);
+			php_ini_activate_per_host_config(lower, len);
+			efree(lower);
+		}
+	}
+	bool user_ini = PG(user_ini_filename) && *PG(user_ini_filename);
+	if (!php_ini_has_per_dir_config() && !user_ini) {
+		return SUCCESS;
+	}
+	/* the script's directory, with a trailing slash */
+	size_t len = strlen(script);
+	char *dir = emalloc(len + 2);
+	memcpy(dir, script, len + 1);
+	size_t dir_len = zend_dirname(dir, len);
+	if (dir_len == 0 || dir[dir_len - 1] != '/') {
+		dir[dir_len++] = '/';
+	}
+	dir[dir_len] = '\0';
+	php_ini_activate_per_dir_config(dir, dir_len);
+	const char *doc_root = user_ini ? find_var("DOCUMENT_ROOT", sizeof("DOCUMENT_ROOT") - 1) : NULL;
+	if (doc_root) {
+		user_ini_activate(dir, dir_len, doc_root);
+	}
+	efree(dir);
+	return SUCCESS;
+}
+/* }}} */
+
 static int sapi_fpmrs_deactivate(void)
 {
 	return SUCCESS;
@@ -458,7 +582,7 @@ static sapi_module_struct fpmrs_sapi_module = {
 	"FPM/FastCGI",
 	sapi_fpmrs_startup,
 	php_module_shutdown_wrapper,
-	NULL,                       /* activate */
+	sapi_fpmrs_activate,
 	sapi_fpmrs_deactivate,
 	sapi_fpmrs_ub_write,
 	sapi_fpmrs_flush,
@@ -502,6 +626,10 @@ int fpmrs_startup(const fpmrs_startup_opts *opts)
 void fpmrs_shutdown(void)
 {
 	if (started) {
+		if (user_ini_cache_ready) {
+			zend_hash_destroy(&user_ini_cache);
+			user_ini_cache_ready = false;
+		}
 		php_module_shutdown();
 		sapi_shutdown();
 		started = false;
