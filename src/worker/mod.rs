@@ -228,10 +228,11 @@ pub fn serve(
         .iter()
         .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
         .collect();
+    let unix: Vec<bool> = listeners.iter().map(|fd| is_unix_socket(*fd)).collect();
     while !should_stop(report.slot) {
         report.slot.set_state(WorkerState::Idle);
-        let fd = match accept_any(&mut polled) {
-            Ok(fd) => fd,
+        let (fd, which) = match accept_any(&mut polled) {
+            Ok(accepted) => accepted,
             Err(Errno::EINTR) | Err(Errno::ECONNABORTED) | Err(Errno::EAGAIN) => continue,
             Err(e) => {
                 logging::log(
@@ -244,7 +245,7 @@ pub fn serve(
         };
         report.slot.set_state(WorkerState::ReadingHeaders);
         report.header.accepted_conn.fetch_add(1, Ordering::Relaxed);
-        let mut transport = Transport::new(fd);
+        let mut transport = Transport::new(fd, unix.get(which).copied().unwrap_or(false));
         let mut conn = Connection::new(settings.limits);
         let mut ctx = RunContext {
             engine: &mut *engine,
@@ -274,20 +275,28 @@ pub fn serve(
 /// case, one syscall), else poll(2) over all of them (they are non-blocking then, so
 /// a worker that loses the race to another one polls again). `polled` is the poll
 /// set, built once per worker.
-fn accept_any(polled: &mut [PollFd<'_>]) -> nix::Result<OwnedFd> {
+fn accept_any(polled: &mut [PollFd<'_>]) -> nix::Result<(OwnedFd, usize)> {
     if let [one] = polled {
-        return sys::accept(one.as_fd().as_raw_fd());
+        return sys::accept(one.as_fd().as_raw_fd()).map(|fd| (fd, 0));
     }
     poll(polled, PollTimeout::NONE)?;
-    for p in polled.iter() {
+    for (i, p) in polled.iter().enumerate() {
         if p.revents().is_some_and(|r| r.contains(PollFlags::POLLIN)) {
             match sys::accept(p.as_fd().as_raw_fd()) {
                 Err(Errno::EAGAIN) => continue,
-                other => return other,
+                other => return other.map(|fd| (fd, i)),
             }
         }
     }
     Err(Errno::EAGAIN)
+}
+
+/// Whether `listener` is a unix socket (its connections may defer consuming a request:
+/// see [`Transport::new`]).
+fn is_unix_socket(listener: BorrowedFd<'_>) -> bool {
+    use nix::sys::socket::{getsockname, AddressFamily, SockaddrLike, SockaddrStorage};
+    getsockname::<SockaddrStorage>(listener.as_raw_fd())
+        .is_ok_and(|a| a.family() == Some(AddressFamily::Unix))
 }
 
 /// SIGQUIT, or the master's quit flag (set instead of a signal for a busy worker,

@@ -59,6 +59,10 @@ pub struct Transport {
     pub out: Vec<u8>,
     /// At least one request was answered on this connection (it is being kept).
     pub kept: bool,
+    /// A request's first bytes are peeked, not consumed, until its response is out.
+    defer_consume: bool,
+    /// Bytes at `buf[.0..][..1]` that were peeked and are still queued in the kernel.
+    peeked: Option<(usize, usize)>,
 }
 
 /// Reads once; EINTR comes back to the caller, who may have been told to stop.
@@ -93,8 +97,12 @@ thread_local! {
 }
 
 impl Transport {
-    /// Wraps an accepted connection.
-    pub fn new(fd: OwnedFd) -> Self {
+    /// Wraps an accepted connection. With `defer_consume` (unix sockets), the bytes of a
+    /// request that arrive at once are peeked and only consumed once its response is
+    /// written: consuming them wakes the web server waiting on its socket (the kernel
+    /// signals write space), and that wake-up would come while the script runs, for
+    /// nothing. On TCP, unread bytes at close would turn the FIN into a reset.
+    pub fn new(fd: OwnedFd, defer_consume: bool) -> Self {
         let (buf, out) = SPARE
             .take()
             .unwrap_or_else(|| (vec![0; FIRST_BUF], Vec::with_capacity(OUT_FIRST)));
@@ -105,11 +113,32 @@ impl Transport {
             end: 0,
             out,
             kept: false,
+            defer_consume,
+            peeked: None,
         }
+    }
+
+    /// Consumes the bytes peeked earlier. They are read over the same place in the
+    /// buffer, which still holds them: nothing moves buffered bytes before this runs.
+    pub fn settle(&mut self) -> io::Result<()> {
+        let Some((at, len)) = self.peeked.take() else {
+            return Ok(());
+        };
+        let mut done = 0;
+        while done < len {
+            match read_fd(&self.fd, &mut self.buf[at + done..at + len]) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     /// Reads more bytes; `Ok(false)` on EOF.
     fn fill(&mut self) -> io::Result<bool> {
+        self.settle()?;
         if self.start > 0
             && (self.start == self.end
                 || self.buf.len() - self.end < HEADER_LEN + MAX_CONTENT_LEN + 255)
@@ -122,7 +151,21 @@ impl Transport {
             // an incomplete record fills what is left: make room for the largest one
             self.buf.resize(READ_BUF, 0);
         }
-        let n = read_fd(&self.fd, &mut self.buf[self.end..])?;
+        let n = if self.defer_consume && self.start == self.end {
+            // a request's first bytes: everything that is there, left queued
+            let n = nix::sys::socket::recv(
+                std::os::fd::AsRawFd::as_raw_fd(&self.fd),
+                &mut self.buf[self.end..],
+                nix::sys::socket::MsgFlags::MSG_PEEK,
+            )
+            .map_err(io::Error::from)?;
+            if n > 0 {
+                self.peeked = Some((self.end, n));
+            }
+            n
+        } else {
+            read_fd(&self.fd, &mut self.buf[self.end..])?
+        };
         self.end += n;
         Ok(n > 0)
     }
@@ -213,13 +256,15 @@ impl Transport {
     }
 
     /// Shuts the connection down in both directions (the response is complete).
-    pub fn shutdown(&self) {
+    pub fn shutdown(&mut self) {
+        let _ = self.settle();
         let _ = shutdown(std::os::fd::AsRawFd::as_raw_fd(&self.fd), Shutdown::Both);
     }
 }
 
 impl Drop for Transport {
     fn drop(&mut self) {
+        let _ = self.settle();
         // Buffers a large body or response grew are not kept for the worker's life:
         // a worker holds what a small request needs, as php-fpm's do, and the heap
         // pages go back to the kernel (rare: only after such a connection).
@@ -385,6 +430,10 @@ impl<'a> Exchange<'a> {
         encode_stream_end(RecordType::Stdout, self.request_id, out);
         encode_end_request(self.request_id, 0, ProtocolStatus::RequestComplete, out);
         self.send();
+        // the response is out: now the request's bytes may leave the socket
+        if let Err(e) = self.transport.settle() {
+            self.error.get_or_insert(e.into());
+        }
         true
     }
 
