@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::load::{self, LoadSpec, RequestSpec};
 use crate::procfs;
-use crate::servers::{self, Nginx, PoolSettings, Server};
+use crate::servers::{self, Floor, Nginx, PoolSettings, Server};
 use crate::stats::{median, Spread};
 
 /// What is requested.
@@ -242,6 +242,8 @@ impl Trial {
 
 const A: &str = "php-fpm8.2";
 const B: &str = "php-fpm-rs";
+/// The transport floor's trials (nginx hello c=1 only).
+const FLOOR: &str = "floor";
 
 struct Bench {
     opts: RunOptions,
@@ -608,11 +610,12 @@ pub fn run(opts: RunOptions) -> Result<()> {
     );
     let fpm = Server::start(A, &opts.fpm_bin, &dir.join("fpm"), &pool)?;
     let rs = Server::start(B, &opts.rs_bin, &dir.join("rs"), &pool)?;
+    let floor = Floor::start(&dir.join("floor"), 3 * 3600)?;
     let nginx = Nginx::start(
         &dir.join("nginx"),
         &www,
         Path::new(DOKUWIKI),
-        &[&fpm.sock, &rs.sock],
+        &[&fpm.sock, &rs.sock, &floor.sock],
     )?;
     let mut bench = Bench {
         opts,
@@ -659,11 +662,25 @@ pub fn run(opts: RunOptions) -> Result<()> {
                     let url = format!("http://127.0.0.1:{port}{}", w.uri());
                     bench.measure(round, &label, name, |b| b.wrk_trial(&url, conns, &script))?;
                 }
+                if w == Workload::Hello && conns == 1 {
+                    // the same path with no PHP at all: the best any server could do
+                    let url = format!("http://127.0.0.1:{}{}", nginx.ports[2], w.uri());
+                    let mut t = bench.wrk_trial(&url, conns, &script)?;
+                    t.round = round;
+                    t.case = label.clone();
+                    t.server = FLOOR;
+                    bench.say(&format!(
+                        "  r{round} {label:<32} {FLOOR:<10} {:>9.0} req/s  p50 {:>7.0} µs  p99 {:>7.0} µs",
+                        t.rps, t.p50, t.p99
+                    ));
+                    bench.trials.push(t);
+                }
             }
         }
     }
     let loadavg_end = procfs::loadavg();
     drop(nginx);
+    drop(floor);
     bench.fpm.stop();
     bench.rs.stop();
 
@@ -765,6 +782,8 @@ struct Row {
 
 struct Report {
     rows: Vec<Row>,
+    /// Per case measured against the floor: (case, floor req/s, floor/8.2, rs/8.2).
+    floor: Vec<(String, f64, Spread, Spread)>,
     memory: Vec<(String, f64, f64)>,
     rounds: usize,
 }
@@ -823,8 +842,32 @@ impl Report {
                 case,
             });
         }
+        let mut floor = Vec::new();
+        for row in &rows {
+            let of = |s: &str| -> Vec<&Trial> {
+                bench
+                    .trials
+                    .iter()
+                    .filter(|t| t.case == row.case && t.server == s)
+                    .collect()
+            };
+            let (a, f) = (of(A), of(FLOOR));
+            let ratios: Vec<f64> = f
+                .iter()
+                .filter_map(|ft| {
+                    a.iter()
+                        .find(|at| at.round == ft.round)
+                        .map(|at| ft.rps / at.rps)
+                })
+                .collect();
+            if !ratios.is_empty() {
+                let rps = median(&f.iter().map(|t| t.rps).collect::<Vec<_>>());
+                floor.push((row.case.clone(), rps, Spread::of(&ratios), row.rps_ratio));
+            }
+        }
         Report {
             rows,
+            floor,
             memory: memory.to_vec(),
             rounds: bench.opts.preset.rounds,
         }
@@ -954,6 +997,17 @@ impl Report {
                 pct(r.cv_b),
                 r.errors
             );
+        }
+        if !self.floor.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nThe transport floor: the same nginx path to `fpm-bench floor`, a FastCGI \
+                 responder with no PHP, in the same rounds. No PHP server can beat it here.\n\n\
+                 | case | floor req/s | floor / php-fpm8.2 | php-fpm-rs / php-fpm8.2 |\n|---|---:|---|---|"
+            );
+            for (case, rps, f, r) in &self.floor {
+                let _ = writeln!(s, "| {case} | {rps:.0} | {f} | {r} |");
+            }
         }
         let _ = writeln!(
             s,

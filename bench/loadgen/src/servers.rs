@@ -188,6 +188,47 @@ fn stop_child(child: &mut Child, grace: Duration) {
     let _ = child.wait();
 }
 
+/// The transport floor (`fpm-bench floor`, a FastCGI responder without PHP) as a
+/// backend of nginx, to show what no PHP server can beat on this machine.
+pub struct Floor {
+    child: Child,
+    /// Its unix socket.
+    pub sock: PathBuf,
+}
+
+impl Floor {
+    /// Starts this binary's `floor` command on `dir/floor.sock` for at most `max_secs`.
+    pub fn start(dir: &Path, max_secs: u64) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let sock = dir.join("floor.sock");
+        let child = Command::new(std::env::current_exe()?)
+            .arg("floor")
+            .arg("--socket")
+            .arg(&sock)
+            .arg("--max-secs")
+            .arg(max_secs.to_string())
+            .stdin(Stdio::null())
+            .spawn()
+            .context("start the transport floor")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while UnixStream::connect(&sock).is_err() {
+            if Instant::now() > deadline {
+                bail!("the transport floor did not listen on {}", sock.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // nginx's workers (www-data) connect to it
+        std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o666))?;
+        Ok(Floor { child, sock })
+    }
+}
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        stop_child(&mut self.child, Duration::from_secs(2));
+    }
+}
+
 /// One nginx (one worker process) with a server block per backend.
 pub struct Nginx {
     child: Child,
