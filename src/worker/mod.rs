@@ -23,6 +23,10 @@ use crate::status;
 use crate::sys;
 use stream::{Exchange, OwnedEvent, StreamError, Transport};
 
+/// After this long without a connection, a worker gives back the buffers that large
+/// requests grew.
+const IDLE_RELEASE_MS: u16 = 1000;
+
 /// Set by the SIGQUIT handler: finish the request in flight, then exit.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -231,6 +235,13 @@ pub fn serve(
     let unix: Vec<bool> = listeners.iter().map(|fd| is_unix_socket(*fd)).collect();
     while !should_stop(report.slot) {
         report.slot.set_state(WorkerState::Idle);
+        if stream::holds_grown_buffers() {
+            match poll(&mut polled, PollTimeout::from(IDLE_RELEASE_MS)) {
+                Ok(0) => stream::release_grown_buffers(),
+                Ok(_) => {}
+                Err(_) => continue,
+            }
+        }
         let (fd, which) = match accept_any(&mut polled) {
             Ok(accepted) => accepted,
             Err(Errno::EINTR) | Err(Errno::ECONNABORTED) | Err(Errno::EAGAIN) => continue,

@@ -29,9 +29,11 @@ const READ_BUF: usize = HEADER_LEN + MAX_CONTENT_LEN + 255 + FIRST_BUF;
 const FIRST_BUF: usize = 16 * 1024;
 /// Below this much free room the buffer grows to `READ_BUF` (a record may not fit).
 const GROW_AT: usize = 4096;
-/// The response buffer's first capacity, and the most a connection leaves it.
+/// The response buffer's first capacity.
 const OUT_FIRST: usize = 16 * 1024;
-const OUT_KEPT: usize = 2 * OUT_FIRST;
+/// The most of a request that is peeked (see [`Transport::new`]): any nginx GET fits;
+/// of a larger request (a body), only this much is read twice.
+const PEEK_MAX: usize = 4096;
 /// Raw output is framed into STDOUT records once this much has accumulated.
 const FRAME_AT: usize = 0xfff8;
 
@@ -61,7 +63,8 @@ pub struct Transport {
     pub kept: bool,
     /// A request's first bytes are peeked, not consumed, until its response is out.
     defer_consume: bool,
-    /// Bytes at `buf[.0..][..1]` that were peeked and are still queued in the kernel.
+    /// (offset in `buf`, length) of bytes that were peeked and are still queued in the
+    /// kernel.
     peeked: Option<(usize, usize)>,
 }
 
@@ -153,9 +156,10 @@ impl Transport {
         }
         let n = if self.defer_consume && self.start == self.end {
             // a request's first bytes: everything that is there, left queued
+            let room = (self.buf.len() - self.end).min(PEEK_MAX);
             let n = nix::sys::socket::recv(
                 std::os::fd::AsRawFd::as_raw_fd(&self.fd),
-                &mut self.buf[self.end..],
+                &mut self.buf[self.end..self.end + room],
                 nix::sys::socket::MsgFlags::MSG_PEEK,
             )
             .map_err(io::Error::from)?;
@@ -265,25 +269,34 @@ impl Transport {
 impl Drop for Transport {
     fn drop(&mut self) {
         let _ = self.settle();
-        // Buffers a large body or response grew are not kept for the worker's life:
-        // a worker holds what a small request needs, as php-fpm's do, and the heap
-        // pages go back to the kernel (rare: only after such a connection).
-        let mut buf = std::mem::take(&mut self.buf);
         let mut out = std::mem::take(&mut self.out);
         out.clear();
-        let mut shrunk = false;
-        if buf.len() > FIRST_BUF {
-            buf = vec![0; FIRST_BUF];
-            shrunk = true;
-        }
-        if out.capacity() > OUT_KEPT {
+        if out.capacity() > 1 << 20 {
+            // only a huge STDERR message gets here: not kept even until the worker idles
             out = Vec::with_capacity(OUT_FIRST);
-            shrunk = true;
         }
-        if shrunk {
-            sys::release_free_heap();
-        }
-        SPARE.set(Some((buf, out)));
+        SPARE.set(Some((std::mem::take(&mut self.buf), out)));
+    }
+}
+
+/// Whether the buffers kept for the next connection grew beyond what a small request
+/// needs (a large body or response went through).
+pub fn holds_grown_buffers() -> bool {
+    let spare = SPARE.take();
+    let grown = spare
+        .as_ref()
+        .is_some_and(|(buf, out)| buf.len() > FIRST_BUF || out.capacity() > OUT_FIRST);
+    SPARE.set(spare);
+    grown
+}
+
+/// Gives back what large requests grew: called once the worker has been idle a while,
+/// so that busy workers keep their buffers (no regrowth, no page faults per request)
+/// and idle ones hold what php-fpm's do. The heap's free pages go back to the kernel.
+pub fn release_grown_buffers() {
+    if holds_grown_buffers() {
+        SPARE.set(Some((vec![0; FIRST_BUF], Vec::with_capacity(OUT_FIRST))));
+        sys::release_free_heap();
     }
 }
 

@@ -167,13 +167,45 @@ pub fn request_with(
     send(sock, &params)
 }
 
+/// A POST of `body` to `script`, read to END_REQUEST.
+pub fn request_body(sock: &Path, script: &Path, body: &[u8]) -> std::io::Result<Response> {
+    let name = format!(
+        "/{}",
+        script.file_name().unwrap_or_default().to_string_lossy()
+    );
+    let filename = script.to_string_lossy();
+    let len = body.len().to_string();
+    let params = [
+        ("SCRIPT_FILENAME", filename.as_ref()),
+        ("SCRIPT_NAME", name.as_str()),
+        ("REQUEST_URI", name.as_str()),
+        ("QUERY_STRING", ""),
+        ("REQUEST_METHOD", "POST"),
+        ("CONTENT_TYPE", "application/octet-stream"),
+        ("CONTENT_LENGTH", len.as_str()),
+    ];
+    send_with_body(sock, &params, body)
+}
+
 /// One FastCGI request with exactly `params`, read to END_REQUEST.
 pub fn send(sock: &Path, params: &[(&str, &str)]) -> std::io::Result<Response> {
+    send_with_body(sock, params, b"")
+}
+
+/// One FastCGI request with exactly `params` and `body` on STDIN, read to END_REQUEST.
+pub fn send_with_body(
+    sock: &Path,
+    params: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
     let mut s = UnixStream::connect(sock)?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut req = RequestBuilder::new(1, false);
     for (k, v) in params {
         req = req.param(k, v);
+    }
+    if !body.is_empty() {
+        req = req.stdin(body);
     }
     let mut out = Vec::new();
     req.encode(&mut out);

@@ -418,6 +418,9 @@ impl Bench {
                     );
                 }
             }
+            // memory at rest: php-fpm-rs workers give back what large requests grew
+            // after 1 s without a connection (php-fpm's keep what they hold)
+            std::thread::sleep(Duration::from_secs(2));
             let srv = self.server(name);
             let master = procfs::rss_kib(srv.pid()).unwrap_or(0);
             let master_pss = procfs::pss_kib(srv.pid()).unwrap_or(0);
