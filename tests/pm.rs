@@ -246,6 +246,44 @@ fn max_requests_recycles_with_spread_and_no_failed_request() {
     assert!(low >= 8, "{counts:?}");
 }
 
+/// A GET read to END_REQUEST, then what one more read of the connection returns.
+fn get_then_read_on(
+    server: &Server,
+    script: &str,
+    query: &str,
+) -> (
+    php_fpm_rs::fastcgi::client::Response,
+    std::io::Result<usize>,
+) {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(&server.sock).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let path = server.script(script);
+    let name = format!("/{script}");
+    let uri = format!("{name}?{query}");
+    let mut out = Vec::new();
+    php_fpm_rs::fastcgi::client::RequestBuilder::new(1, false)
+        .param("SCRIPT_FILENAME", path.to_string_lossy().as_ref())
+        .param("SCRIPT_NAME", &name)
+        .param("REQUEST_URI", &uri)
+        .param("QUERY_STRING", query)
+        .param("REQUEST_METHOD", "GET")
+        .encode(&mut out);
+    s.write_all(&out).expect("send");
+    let mut dec = php_fpm_rs::fastcgi::client::ResponseDecoder::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s
+            .read(&mut buf)
+            .expect("an answer, not a dropped connection");
+        assert!(n > 0, "connection closed before END_REQUEST");
+        if let Some(r) = dec.push(&buf[..n]).expect("valid records") {
+            return (r, s.read(&mut buf));
+        }
+    }
+}
+
 #[test]
 fn request_terminate_timeout_answers_504_after_the_timeout_and_names_the_script() {
     let server = start("pm = static\npm.max_children = 1\nrequest_terminate_timeout = 2s");
@@ -256,10 +294,12 @@ fn request_terminate_timeout_answers_504_after_the_timeout_and_names_the_script(
     }
     let first = server.workers();
     let t0 = Instant::now();
-    let r = server
-        .get("sleep10.php", "x=1")
-        .expect("an answer, not a dropped connection");
+    let (r, after) = get_then_read_on(&server, "sleep10.php", "x=1");
     let took = t0.elapsed();
+    assert!(
+        matches!(after, Ok(0)),
+        "after the 504 the connection ends cleanly, not with a reset: {after:?}"
+    );
     let (headers, body) = r.split_headers();
     assert!(
         headers.contains(&("Status".into(), "504 Gateway Timeout".into())),

@@ -18,6 +18,13 @@ pub static IN_WRITE: AtomicBool = AtomicBool::new(false);
 pub static STARTED_US: AtomicU64 = AtomicU64::new(0);
 /// The pool's request_terminate_timeout in µs (0 = off).
 pub static TERMINATE_TIMEOUT_US: AtomicU64 = AtomicU64::new(0);
+/// Bytes of the request peeked but still queued on the connection (at most
+/// [`UNREAD_MAX`]): the handler reads them before the process dies, because a unix
+/// socket closed with unread data makes the web server's next read fail with
+/// ECONNRESET instead of seeing the end of the stream.
+pub static UNREAD: AtomicU32 = AtomicU32::new(0);
+/// The most [`UNREAD`] can hold (the worker peeks no more than this).
+pub const UNREAD_MAX: usize = 4096;
 
 /// Marks the start of a request on `fd`.
 pub fn begin(fd: i32, request_id: u16, started_us: u64) {
@@ -62,6 +69,13 @@ pub fn emergency_response(out: &mut [u8; EMERGENCY_LEN], id: u16, timed_out: boo
     at = header(out, at, 3, id, 8);
     out[at..at + 8].copy_from_slice(&[0; 8]);
     at + 8
+}
+
+/// The connection and how many peeked bytes the SIGTERM handler must read off it.
+pub fn pending_unread() -> Option<(i32, usize)> {
+    let n = UNREAD.swap(0, Ordering::Relaxed) as usize;
+    let fd = CONN_FD.load(Ordering::Acquire);
+    (fd >= 0 && n > 0).then_some((fd, n.min(UNREAD_MAX)))
 }
 
 /// What the SIGTERM handler should send, if anything: the fd and bytes to write.

@@ -33,7 +33,7 @@ const GROW_AT: usize = 4096;
 const OUT_FIRST: usize = 16 * 1024;
 /// The most of a request that is peeked (see [`Transport::new`]): any nginx GET fits;
 /// of a larger request (a body), only this much is read twice.
-const PEEK_MAX: usize = 4096;
+const PEEK_MAX: usize = inflight::UNREAD_MAX;
 /// Raw output is framed into STDOUT records once this much has accumulated.
 const FRAME_AT: usize = 0xfff8;
 
@@ -127,6 +127,7 @@ impl Transport {
         let Some((at, len)) = self.peeked.take() else {
             return Ok(());
         };
+        inflight::UNREAD.store(0, Ordering::Relaxed);
         let mut done = 0;
         while done < len {
             match read_fd(&self.fd, &mut self.buf[at + done..at + len]) {
@@ -165,6 +166,8 @@ impl Transport {
             .map_err(io::Error::from)?;
             if n > 0 {
                 self.peeked = Some((self.end, n));
+                // `n` <= PEEK_MAX, far below u32::MAX
+                inflight::UNREAD.store(n as u32, Ordering::Relaxed);
             }
             n
         } else {
