@@ -143,7 +143,7 @@ fn a_kept_connection_hello_is_received_once_answered_in_one_write_with_no_redund
         of("rt_sigaction") <= REQUESTS,
         "PHP's handlers are not re-installed on every request (only its timeout's): {calls:?}"
     );
-    // php-fpm8.2 makes 27 a request here; PHP itself needs 11 (its timers, opcache's
+    // php-fpm8.2 makes 27 a request here; PHP itself needs 10 (its timers, opcache's
     // lock, the chdir into the script's directory)
     // (plus the receive strace found in progress and the one it left waiting)
     assert!(
