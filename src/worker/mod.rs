@@ -238,8 +238,10 @@ pub fn serve(
         if stream::holds_grown_buffers() {
             match poll(&mut polled, PollTimeout::from(IDLE_RELEASE_MS)) {
                 Ok(0) => stream::release_grown_buffers(),
-                Ok(_) => {}
-                Err(_) => continue,
+                // a stop signal: look at the flags again
+                Err(Errno::EINTR) => continue,
+                // a connection, or an error accept() will report
+                Ok(_) | Err(_) => {}
             }
         }
         let (fd, which) = match accept_any(&mut polled) {
