@@ -42,6 +42,17 @@ fn requests(sock: &Path, dir: &Path) {
     }
 }
 
+/// Waits until `log` has at least `n` lines.
+fn wait_for_lines(log: &std::path::Path, n: usize) {
+    wait_for(Duration::from_secs(5), &format!("{n} access lines"), || {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            >= n
+    });
+}
+
 #[test]
 fn access_lines_match_php_fpm_8_2() {
     let pool = format!(
@@ -53,13 +64,7 @@ fn access_lines_match_php_fpm_8_2() {
         let log = dir.path().join("access.log");
         let server = start(&pool.replace("{LOG}", &log.display().to_string()));
         requests(&server.sock, server.dir.path());
-        wait_for(Duration::from_secs(5), "3 access lines", || {
-            std::fs::read_to_string(&log)
-                .unwrap_or_default()
-                .lines()
-                .count()
-                >= 3
-        });
+        wait_for_lines(&log, 3);
         let text = std::fs::read_to_string(&log).expect("access.log");
         // paths differ between the two runs' directories
         text.replace(&server.dir.path().display().to_string(), "DIR")
@@ -89,13 +94,7 @@ fn access_lines_match_php_fpm_8_2() {
             std::os::unix::net::UnixStream::connect(&sock).is_ok()
         });
         requests(&sock, d);
-        wait_for(Duration::from_secs(5), "3 access lines", || {
-            std::fs::read_to_string(&log)
-                .unwrap_or_default()
-                .lines()
-                .count()
-                >= 3
-        });
+        wait_for_lines(&log, 3);
         let _ = child.kill();
         let _ = child.wait();
         std::fs::read_to_string(&log)

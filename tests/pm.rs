@@ -271,17 +271,8 @@ fn get_then_read_on(
         .param("REQUEST_METHOD", "GET")
         .encode(&mut out);
     s.write_all(&out).expect("send");
-    let mut dec = php_fpm_rs::fastcgi::client::ResponseDecoder::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = s
-            .read(&mut buf)
-            .expect("an answer, not a dropped connection");
-        assert!(n > 0, "connection closed before END_REQUEST");
-        if let Some(r) = dec.push(&buf[..n]).expect("valid records") {
-            return (r, s.read(&mut buf));
-        }
-    }
+    let r = support::read_response(&mut s).expect("an answer, not a dropped connection");
+    (r, s.read(&mut [0u8; 64]))
 }
 
 #[test]
@@ -698,8 +689,8 @@ fn track_finished_decides_whether_work_after_fastcgi_finish_request_is_bounded()
 
 #[test]
 fn a_kept_connection_waiting_for_its_next_request_is_not_timed_out() {
-    use php_fpm_rs::fastcgi::client::{RequestBuilder, ResponseDecoder};
-    use std::io::{Read, Write};
+    use php_fpm_rs::fastcgi::client::RequestBuilder;
+    use std::io::Write;
     let server = start("pm = static\npm.max_children = 1\nrequest_terminate_timeout = 1s");
     let mut conn = std::os::unix::net::UnixStream::connect(&server.sock).expect("connect");
     conn.set_read_timeout(Some(Duration::from_secs(10)))
@@ -712,15 +703,7 @@ fn a_kept_connection_waiting_for_its_next_request_is_not_timed_out() {
             .param("REQUEST_METHOD", "GET")
             .encode(&mut out);
         conn.write_all(&out).expect("send");
-        let mut dec = ResponseDecoder::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = conn.read(&mut buf).expect("read");
-            assert!(n > 0, "the kept connection was closed");
-            if let Some(r) = dec.push(&buf[..n]).expect("valid") {
-                return body_ok(&r);
-            }
-        }
+        body_ok(&support::read_response(conn).expect("the kept connection answers"))
     };
     let (first, ok) = ask(&mut conn);
     assert!(ok, "{first}");

@@ -7,12 +7,12 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use php_fpm_rs::fastcgi::client::{RequestBuilder, Response, ResponseDecoder};
+use php_fpm_rs::fastcgi::client::{RequestBuilder, Response};
 use support::{start, wait_for};
 
 const REQUESTS: usize = 100;
@@ -31,15 +31,7 @@ fn kept_request(s: &mut UnixStream, script: &str, dir: &str) -> Response {
         .param("HTTP_HOST", "localhost")
         .encode(&mut out);
     s.write_all(&out).expect("send");
-    let mut dec = ResponseDecoder::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = s.read(&mut buf).expect("read");
-        assert!(n > 0, "connection closed before END_REQUEST");
-        if let Some(r) = dec.push(&buf[..n]).expect("a valid response") {
-            return r;
-        }
-    }
+    support::read_response(s).expect("a response")
 }
 
 /// Counts the system calls in an `strace -o` file by name.

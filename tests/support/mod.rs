@@ -210,6 +210,11 @@ pub fn send_with_body(
     let mut out = Vec::new();
     req.encode(&mut out);
     s.write_all(&out)?;
+    read_response(&mut s)
+}
+
+/// Reads one response from `s`, up to its END_REQUEST.
+pub fn read_response(s: &mut UnixStream) -> std::io::Result<Response> {
     let mut dec = ResponseDecoder::new();
     let mut buf = [0u8; 65536];
     loop {
