@@ -57,10 +57,9 @@ extern "C" fn on_stop_signal(_: nix::libc::c_int) {
 extern "C" fn on_terminate(_: nix::libc::c_int) {
     use crate::worker::inflight;
     if let Some((fd, n)) = inflight::pending_unread() {
+        // read(2) is async-signal-safe, and the bytes are already queued: no blocking
         let mut sink = [0u8; inflight::UNREAD_MAX];
-        // SAFETY: read(2) is async-signal-safe; `sink` is a stack buffer of at least
-        // `n` bytes, and the bytes are already queued, so it does not block.
-        let _ = unsafe { nix::libc::read(fd, sink.as_mut_ptr().cast(), n) };
+        let _ = nix::unistd::read(fd, &mut sink[..n]);
     }
     let mut buf = [0u8; inflight::EMERGENCY_LEN];
     if let Some((fd, len)) = inflight::pending_answer(crate::scoreboard::now_us(), &mut buf) {
